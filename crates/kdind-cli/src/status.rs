@@ -30,12 +30,19 @@ impl Status {
         } else {
             Mode::Plain
         };
-        Self { mode, current: Mutex::new(None) }
+        Self {
+            mode,
+            current: Mutex::new(None),
+        }
     }
 
     /// Removes a spinner before an error is printed.
     pub fn clear(&self) {
-        if let Some((_, Some(bar))) = self.current.lock().unwrap_or_else(|e| e.into_inner()).take()
+        if let Some((_, Some(bar))) = self
+            .current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
         {
             bar.finish_and_clear();
         }
@@ -44,7 +51,11 @@ impl Status {
 
 fn elapsed(start: Instant) -> String {
     let secs = start.elapsed().as_secs_f64();
-    if secs >= 60.0 { format!("{}m{:02}s", secs as u64 / 60, secs as u64 % 60) } else { format!("{secs:.1}s") }
+    if secs >= 60.0 {
+        format!("{}m{:02}s", secs as u64 / 60, secs as u64 % 60)
+    } else {
+        format!("{secs:.1}s")
+    }
 }
 
 impl Progress for Status {
@@ -70,7 +81,11 @@ impl Progress for Status {
     }
 
     fn finish(&self, title: &str, ok: bool) {
-        let Some((start, bar)) = self.current.lock().unwrap_or_else(|e| e.into_inner()).take()
+        let Some((start, bar)) = self
+            .current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
         else {
             return;
         };

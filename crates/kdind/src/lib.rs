@@ -4,6 +4,7 @@
 //! kubeadm. Everything a node needs is built here from source: see [`image`].
 
 pub mod image;
+pub mod net;
 pub mod node;
 pub mod progress;
 pub mod provider;

@@ -75,7 +75,10 @@ pub async fn run<P: Provider>(
         image: plan.base.clone(),
         entrypoint: Some(vec!["sleep".into(), "infinity".into()]),
         cmd: Some(Vec::new()),
-        labels: BTreeMap::from([(crate::provider::LABEL_MANAGED.to_owned(), "build".to_owned())]),
+        labels: BTreeMap::from([(
+            crate::provider::LABEL_MANAGED.to_owned(),
+            "build".to_owned(),
+        )]),
         privileges: Privileges::Default,
         ..Default::default()
     };
@@ -100,13 +103,25 @@ async fn fill_and_commit<P: Provider>(
     let node_files = files::node_files_tar().map_err(io("pack the node files"))?;
     provider.copy_in(container, "/", node_files).await?;
     let programs = pack_files(
-        node_programs(bin).into_iter().map(|(src, name)| (src, format!("usr/local/bin/{name}"))),
+        node_programs(bin)
+            .into_iter()
+            .map(|(src, name)| (src, format!("usr/local/bin/{name}"))),
     )?;
-    provider.copy_file_in(container, "/", programs.path()).await?;
-    node.exec(&["systemctl", "enable", "containerd.service", "kubelet.service"]).await?;
+    provider
+        .copy_file_in(container, "/", programs.path())
+        .await?;
+    node.exec(&[
+        "systemctl",
+        "enable",
+        "containerd.service",
+        "kubelet.service",
+    ])
+    .await?;
 
     // The images, written here and imported by the node's own containerd.
-    let netfilter = node.exec_bytes(&["/usr/local/bin/kdind-collect-netfilter"]).await?;
+    let netfilter = node
+        .exec_bytes(&["/usr/local/bin/kdind-collect-netfilter"])
+        .await?;
     let archives = tokio::task::spawn_blocking({
         let images = plan.images.clone();
         let bin = bin.clone();
@@ -114,9 +129,15 @@ async fn fill_and_commit<P: Provider>(
         move || write_images(&images, &bin, netfilter, &dir)
     })
     .await
-    .map_err(|err| ImageError::Io { action: "write images".into(), source: err.into() })??;
+    .map_err(|err| ImageError::Io {
+        action: "write images".into(),
+        source: err.into(),
+    })??;
     let bundle = pack_files(archives.iter().map(|(path, file)| {
-        (path.clone(), format!("{}/{file}", STAGING.trim_start_matches('/')))
+        (
+            path.clone(),
+            format!("{}/{file}", STAGING.trim_start_matches('/')),
+        )
     }))?;
     provider.copy_file_in(container, "/", bundle.path()).await?;
 
@@ -142,15 +163,28 @@ async fn fill_and_commit<P: Provider>(
         ])
         .await?;
     }
-    let listed = node.exec(&["ctr", "--namespace", "k8s.io", "images", "list", "--quiet"]).await?;
+    let listed = node
+        .exec(&["ctr", "--namespace", "k8s.io", "images", "list", "--quiet"])
+        .await?;
     for image in plan.images.all() {
         if !listed.lines().any(|line| line == image) {
-            return Err(ImageError::Images(format!("{image} is missing after the import")));
+            return Err(ImageError::Images(format!(
+                "{image} is missing after the import"
+            )));
         }
     }
-    node.exec(&["sh", "-c", "pkill -x containerd; while pgrep -x containerd; do sleep 0.2; done"])
-        .await?;
-    node.exec(&["sh", "-c", "rm -rf /kdind /tmp/* /var/log/*.log /run/containerd"]).await?;
+    node.exec(&[
+        "sh",
+        "-c",
+        "pkill -x containerd; while pgrep -x containerd; do sleep 0.2; done",
+    ])
+    .await?;
+    node.exec(&[
+        "sh",
+        "-c",
+        "rm -rf /kdind /tmp/* /var/log/*.log /run/containerd",
+    ])
+    .await?;
 
     let config = ImageConfig {
         entrypoint: vec!["/usr/local/bin/kdind-entrypoint".into()],
@@ -170,8 +204,14 @@ async fn wait_for_containerd<P: Provider>(node: &Node<'_, P>) -> Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let log = node.exec_output(&["cat", "/tmp/containerd.log"]).await?.combined();
-    Err(ImageError::Command { command: "containerd (in the build container)".into(), output: log })
+    let log = node
+        .exec_output(&["cat", "/tmp/containerd.log"])
+        .await?
+        .combined();
+    Err(ImageError::Command {
+        command: "containerd (in the build container)".into(),
+        output: log,
+    })
 }
 
 /// Packs host files into a temporary tar archive at the given paths.
@@ -272,5 +312,14 @@ fn write_images(
 
 /// A file name for an image reference.
 fn archive_name(reference: &str) -> String {
-    reference.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '_' }).collect()
+    reference
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }

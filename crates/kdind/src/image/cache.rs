@@ -55,7 +55,9 @@ pub fn root() -> PathBuf {
     if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
         return PathBuf::from(dir).join("kdind");
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| "/tmp".into());
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "/tmp".into());
     home.join(".cache").join("kdind")
 }
 
@@ -67,7 +69,9 @@ pub struct Entry {
 
 impl Entry {
     pub fn new(root: &Path, name: &str, key: &Key) -> Self {
-        Self { dir: root.join(format!("{name}-{}", key.short())) }
+        Self {
+            dir: root.join(format!("{name}-{}", key.short())),
+        }
     }
 
     pub fn is_complete(&self) -> bool {

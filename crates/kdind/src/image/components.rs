@@ -25,9 +25,15 @@ pub fn etcd(version: &str) -> GoBuild {
     GoBuild {
         name: format!("etcd-{version}"),
         go_version: GO_LINE.into(),
-        requires: modules.iter().map(|m| (format!("go.etcd.io/etcd/{m}/v3"), version.into())).collect(),
+        requires: modules
+            .iter()
+            .map(|m| (format!("go.etcd.io/etcd/{m}/v3"), version.into()))
+            .collect(),
         replaces: Vec::new(),
-        packages: modules.iter().map(|m| format!("go.etcd.io/etcd/{m}/v3")).collect(),
+        packages: modules
+            .iter()
+            .map(|m| format!("go.etcd.io/etcd/{m}/v3"))
+            .collect(),
         variables: vec![format!("go.etcd.io/etcd/api/v3/version.GitSHA={version}")],
         tags: Vec::new(),
         renames: vec![("server".into(), "etcd".into())],
@@ -42,7 +48,9 @@ pub fn coredns(version: &str) -> GoBuild {
         requires: vec![("github.com/coredns/coredns".into(), version.into())],
         replaces: Vec::new(),
         packages: vec!["github.com/coredns/coredns".into()],
-        variables: vec![format!("github.com/coredns/coredns/coremain.GitCommit={version}")],
+        variables: vec![format!(
+            "github.com/coredns/coredns/coremain.GitCommit={version}"
+        )],
         tags: vec!["grpcnotrace".into()],
         renames: Vec::new(),
     }
@@ -56,7 +64,9 @@ pub fn crictl(version: &str) -> GoBuild {
         requires: vec![("sigs.k8s.io/cri-tools".into(), version.into())],
         replaces: Vec::new(),
         packages: vec!["sigs.k8s.io/cri-tools/cmd/crictl".into()],
-        variables: vec![format!("sigs.k8s.io/cri-tools/pkg/version.Version={version}")],
+        variables: vec![format!(
+            "sigs.k8s.io/cri-tools/pkg/version.Version={version}"
+        )],
         tags: Vec::new(),
         renames: Vec::new(),
     }
@@ -91,7 +101,9 @@ pub fn containerd(version: &str) -> GoBuild {
 pub fn pick_crictl(available: &[String], kube_minor: u32) -> Option<String> {
     let mut best: Option<(u32, u32, &String)> = None;
     for version in available {
-        let Some(core) = version.strip_prefix("v1.") else { continue };
+        let Some(core) = version.strip_prefix("v1.") else {
+            continue;
+        };
         if core.contains('-') {
             continue;
         }
@@ -116,7 +128,9 @@ pub async fn pause(
     pause_version: &str,
     cache_root: &Path,
 ) -> Result<PathBuf, ImageError> {
-    let source = toolchain.download(super::kubernetes::MODULE, kube_version).await?;
+    let source = toolchain
+        .download(super::kubernetes::MODULE, kube_version)
+        .await?;
     let c_file = source.dir.join("build/pause/linux/pause.c");
     let code = std::fs::read(&c_file).map_err(|source| ImageError::Io {
         action: format!("read {}", c_file.display()),
@@ -125,13 +139,24 @@ pub async fn pause(
 
     let mut key = Key::new("pause/1");
     key.add(&code).add(pause_version);
-    let entry = Entry::new(&cache_root.join("go"), &format!("pause-{pause_version}"), &key);
+    let entry = Entry::new(
+        &cache_root.join("go"),
+        &format!("pause-{pause_version}"),
+        &key,
+    );
     let binary = entry.path("pause");
     if entry.is_complete() {
         return Ok(binary);
     }
-    let io = |action: &'static str| move |source| ImageError::Io { action: action.into(), source };
-    entry.prepare().map_err(io("prepare the pause build directory"))?;
+    let io = |action: &'static str| {
+        move |source| ImageError::Io {
+            action: action.into(),
+            source,
+        }
+    };
+    entry
+        .prepare()
+        .map_err(io("prepare the pause build directory"))?;
     super::rootfs::run_logged(
         Command::new("cc")
             .args(["-Os", "-Wall", "-static", "-o"])
@@ -142,7 +167,9 @@ pub async fn pause(
     )
     .await?;
     let _ = Command::new("strip").arg(&binary).status().await;
-    entry.complete().map_err(io("mark the pause build complete"))?;
+    entry
+        .complete()
+        .map_err(io("mark the pause build complete"))?;
     Ok(binary)
 }
 
@@ -152,11 +179,17 @@ mod tests {
 
     #[test]
     fn crictl_follows_the_kubernetes_minor() {
-        let versions: Vec<String> =
-            ["v1.34.0", "v1.35.0", "v1.35.1", "v1.36.0-rc.1", "v1.36.0", "v1.38.0"]
-                .iter()
-                .map(|v| (*v).to_owned())
-                .collect();
+        let versions: Vec<String> = [
+            "v1.34.0",
+            "v1.35.0",
+            "v1.35.1",
+            "v1.36.0-rc.1",
+            "v1.36.0",
+            "v1.38.0",
+        ]
+        .iter()
+        .map(|v| (*v).to_owned())
+        .collect();
         assert_eq!(pick_crictl(&versions, 35).as_deref(), Some("v1.35.1"));
         assert_eq!(pick_crictl(&versions, 37).as_deref(), Some("v1.36.0"));
         assert_eq!(pick_crictl(&versions, 33), None);
@@ -165,7 +198,11 @@ mod tests {
     #[test]
     fn etcd_server_binary_is_named_etcd() {
         let build = etcd("v3.7.0");
-        assert!(build.packages.contains(&"go.etcd.io/etcd/server/v3".to_owned()));
+        assert!(
+            build
+                .packages
+                .contains(&"go.etcd.io/etcd/server/v3".to_owned())
+        );
         assert_eq!(build.outputs(), vec!["etcd", "etcdctl", "etcdutl"]);
     }
 }

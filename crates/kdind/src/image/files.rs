@@ -26,12 +26,32 @@ macro_rules! node_file {
 /// Everything that makes a Debian root filesystem a kdind node.
 pub const NODE_FILES: &[NodeFile] = &[
     node_file!("entrypoint", "/usr/local/bin/kdind-entrypoint", 0o755),
-    node_file!("containerd.service", "/etc/systemd/system/containerd.service", 0o644),
-    node_file!("kubelet.service", "/etc/systemd/system/kubelet.service", 0o644),
-    node_file!("10-kubeadm.conf", "/etc/systemd/system/kubelet.service.d/10-kubeadm.conf", 0o644),
-    node_file!("containerd-config.toml", "/etc/containerd/config.toml", 0o644),
+    node_file!(
+        "containerd.service",
+        "/etc/systemd/system/containerd.service",
+        0o644
+    ),
+    node_file!(
+        "kubelet.service",
+        "/etc/systemd/system/kubelet.service",
+        0o644
+    ),
+    node_file!(
+        "10-kubeadm.conf",
+        "/etc/systemd/system/kubelet.service.d/10-kubeadm.conf",
+        0o644
+    ),
+    node_file!(
+        "containerd-config.toml",
+        "/etc/containerd/config.toml",
+        0o644
+    ),
     node_file!("crictl.yaml", "/etc/crictl.yaml", 0o644),
-    node_file!("collect-netfilter", "/usr/local/bin/kdind-collect-netfilter", 0o755),
+    node_file!(
+        "collect-netfilter",
+        "/usr/local/bin/kdind-collect-netfilter",
+        0o755
+    ),
 ];
 
 /// The script that makes the Debian root filesystem with debootstrap.
@@ -59,7 +79,11 @@ mod tests {
     fn every_node_file_has_content_and_an_absolute_path() {
         for file in NODE_FILES {
             assert!(!file.content.is_empty(), "{} is empty", file.name);
-            assert!(file.path.starts_with('/'), "{} goes to a relative path", file.name);
+            assert!(
+                file.path.starts_with('/'),
+                "{} goes to a relative path",
+                file.name
+            );
         }
         assert!(MKROOTFS.starts_with(b"#!"));
     }

@@ -71,7 +71,9 @@ impl Toolchain {
                 output: String::from_utf8_lossy(&output.stderr).into_owned(),
             });
         }
-        Ok(Self { version: String::from_utf8_lossy(&output.stdout).trim().to_owned() })
+        Ok(Self {
+            version: String::from_utf8_lossy(&output.stdout).trim().to_owned(),
+        })
     }
 
     /// Downloads a module into the module cache (a no-op when it is there) and says where it is.
@@ -115,7 +117,10 @@ pub struct GoBuild {
 impl GoBuild {
     /// The build module's `go.mod`.
     pub fn go_mod(&self) -> String {
-        let mut text = format!("module kdind.local/build/{}\n\ngo {}\n", self.name, self.go_version);
+        let mut text = format!(
+            "module kdind.local/build/{}\n\ngo {}\n",
+            self.name, self.go_version
+        );
         if !self.requires.is_empty() {
             text.push_str("\nrequire (\n");
             for (module, version) in &self.requires {
@@ -173,7 +178,9 @@ impl GoBuild {
     /// Everything that decides the output.
     pub fn key(&self, toolchain: &Toolchain) -> Key {
         let mut key = Key::new("go-build/1");
-        key.add(&toolchain.version).add(self.go_mod()).add(self.ldflags());
+        key.add(&toolchain.version)
+            .add(self.go_mod())
+            .add(self.ldflags());
         key.add(self.packages.join(" ")).add(self.tags.join(","));
         for (from, to) in &self.renames {
             key.add(from).add(to);
@@ -246,7 +253,10 @@ async fn run_go(args: &[&str], dir: Option<&Path>, env: &[(&str, &str)]) -> Resu
         let stderr = String::from_utf8_lossy(&output.stderr);
         let tail: Vec<&str> = stderr.lines().rev().take(60).collect();
         let tail: Vec<&str> = tail.into_iter().rev().collect();
-        return Err(GoError::Command { command, output: tail.join("\n") });
+        return Err(GoError::Command {
+            command,
+            output: tail.join("\n"),
+        });
     }
     tracing::trace!(%command, output = %String::from_utf8_lossy(&output.stderr), "go output");
     Ok(output.stdout)
@@ -254,7 +264,9 @@ async fn run_go(args: &[&str], dir: Option<&Path>, env: &[(&str, &str)]) -> Resu
 
 /// The `go` line of a `go.mod`.
 pub fn go_directive(go_mod: &str) -> Option<String> {
-    go_mod.lines().find_map(|line| line.strip_prefix("go ").map(|v| v.trim().to_owned()))
+    go_mod
+        .lines()
+        .find_map(|line| line.strip_prefix("go ").map(|v| v.trim().to_owned()))
 }
 
 /// `replace` lines of a `go.mod` that point into the module's own tree (`=> ./path`), as
@@ -299,7 +311,11 @@ mod tests {
             name: "x".into(),
             go_version: "1.26.0".into(),
             requires: vec![("example.com/a".into(), "v1.2.3".into())],
-            replaces: vec![("example.com/b".into(), "example.com/b".into(), "v0.3.0".into())],
+            replaces: vec![(
+                "example.com/b".into(),
+                "example.com/b".into(),
+                "v0.3.0".into(),
+            )],
             ..Default::default()
         };
         let text = build.go_mod();
@@ -323,14 +339,28 @@ mod tests {
 
     #[test]
     fn key_follows_every_input() {
-        let toolchain = Toolchain { version: "go1.26.8".into() };
-        let base = GoBuild { name: "x".into(), go_version: "1.26".into(), ..Default::default() };
+        let toolchain = Toolchain {
+            version: "go1.26.8".into(),
+        };
+        let base = GoBuild {
+            name: "x".into(),
+            go_version: "1.26".into(),
+            ..Default::default()
+        };
         let mut flagged = base.clone();
         flagged.variables.push("a.b=c".into());
-        let newer = Toolchain { version: "go1.26.9".into() };
-        assert_ne!(base.key(&toolchain).finish(), flagged.key(&toolchain).finish());
+        let newer = Toolchain {
+            version: "go1.26.9".into(),
+        };
+        assert_ne!(
+            base.key(&toolchain).finish(),
+            flagged.key(&toolchain).finish()
+        );
         assert_ne!(base.key(&toolchain).finish(), base.key(&newer).finish());
-        assert_eq!(base.key(&toolchain).finish(), base.clone().key(&toolchain).finish());
+        assert_eq!(
+            base.key(&toolchain).finish(),
+            base.clone().key(&toolchain).finish()
+        );
     }
 
     #[test]
@@ -345,7 +375,10 @@ mod tests {
             local_replaces(go_mod),
             vec![
                 ("k8s.io/api".into(), "./staging/src/k8s.io/api".into()),
-                ("k8s.io/client-go".into(), "./staging/src/k8s.io/client-go".into()),
+                (
+                    "k8s.io/client-go".into(),
+                    "./staging/src/k8s.io/client-go".into()
+                ),
                 ("go.etcd.io/etcd/api/v3".into(), "../api".into()),
             ]
         );

@@ -22,7 +22,10 @@ pub const COMMANDS: &[&str] = &[
 ];
 
 /// Packages whose variables carry the version that `kubeadm version` and friends print.
-const VERSION_PACKAGES: &[&str] = &["k8s.io/component-base/version", "k8s.io/client-go/pkg/version"];
+const VERSION_PACKAGES: &[&str] = &[
+    "k8s.io/component-base/version",
+    "k8s.io/client-go/pkg/version",
+];
 
 /// A Kubernetes release version, `v1.37.2` or `v1.38.0-beta.0`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,7 +50,12 @@ impl KubeVersion {
         if parts.next().is_some() || major != 1 {
             return None;
         }
-        Some(Self { major, minor, patch, pre: pre.to_owned() })
+        Some(Self {
+            major,
+            minor,
+            patch,
+            pre: pre.to_owned(),
+        })
     }
 
     /// The staging modules' twin version: `v0.37.2` for `v1.37.2`.
@@ -58,7 +66,11 @@ impl KubeVersion {
 
 impl std::fmt::Display for KubeVersion {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "v{}.{}.{}{}", self.major, self.minor, self.patch, self.pre)
+        write!(
+            f,
+            "v{}.{}.{}{}",
+            self.major, self.minor, self.patch, self.pre
+        )
     }
 }
 
@@ -100,7 +112,10 @@ fn recipe_from_go_mod(go_mod: &str, version: &KubeVersion) -> GoBuild {
         go_version: gobuild::go_directive(go_mod).unwrap_or_else(|| "1.24.0".into()),
         requires: vec![(MODULE.into(), version.to_string())],
         replaces,
-        packages: COMMANDS.iter().map(|c| format!("{MODULE}/cmd/{c}")).collect(),
+        packages: COMMANDS
+            .iter()
+            .map(|c| format!("{MODULE}/cmd/{c}"))
+            .collect(),
         variables,
         tags: Vec::new(),
         renames: Vec::new(),
@@ -122,7 +137,11 @@ pub struct ImageSet {
 impl ImageSet {
     /// Reads the output of `kubeadm config images list`.
     pub fn parse(listing: &str) -> Result<Self, String> {
-        let refs: Vec<&str> = listing.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        let refs: Vec<&str> = listing
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
         let find = |name: &str| {
             refs.iter()
                 .find(|r| image_name(r) == name)
@@ -194,11 +213,23 @@ mod tests {
             build.replaces,
             vec![
                 ("k8s.io/api".into(), "k8s.io/api".into(), "v0.37.2".into()),
-                ("k8s.io/client-go".into(), "k8s.io/client-go".into(), "v0.37.2".into()),
+                (
+                    "k8s.io/client-go".into(),
+                    "k8s.io/client-go".into(),
+                    "v0.37.2".into()
+                ),
             ]
         );
-        assert!(build.variables.contains(&"k8s.io/component-base/version.gitVersion=v1.37.2".into()));
-        assert!(build.variables.contains(&"k8s.io/client-go/pkg/version.gitMinor=37".into()));
+        assert!(
+            build
+                .variables
+                .contains(&"k8s.io/component-base/version.gitVersion=v1.37.2".into())
+        );
+        assert!(
+            build
+                .variables
+                .contains(&"k8s.io/client-go/pkg/version.gitMinor=37".into())
+        );
         assert_eq!(build.binaries().len(), COMMANDS.len());
     }
 

@@ -91,11 +91,18 @@ pub struct BuildOptions {
 impl BuildOptions {
     /// Options for `version` with the default image name and cache.
     pub fn new(version: KubeVersion) -> Self {
-        Self { kube_version: version, image: None, base_image: None, cache_dir: cache::root() }
+        Self {
+            kube_version: version,
+            image: None,
+            base_image: None,
+            cache_dir: cache::root(),
+        }
     }
 
     pub fn image_name(&self) -> String {
-        self.image.clone().unwrap_or_else(|| default_image(&self.kube_version))
+        self.image
+            .clone()
+            .unwrap_or_else(|| default_image(&self.kube_version))
     }
 }
 
@@ -127,15 +134,40 @@ pub async fn build_node_image<P: Provider>(
 ) -> Result<BuiltImage> {
     let version = &options.kube_version;
     let cache = options.cache_dir.as_path();
+
+    // Refuse what cannot work before building anything.
+    let given_base = match &options.base_image {
+        Some(base) => {
+            let labels = provider.image_labels(base).await?;
+            let labels = labels.ok_or_else(|| ImageError::MissingBaseImage(base.clone()))?;
+            Some(
+                labels
+                    .get(LABEL_BUILD_KEY)
+                    .cloned()
+                    .unwrap_or_else(|| base.clone()),
+            )
+        }
+        None => None,
+    };
     let toolchain = Toolchain::find().await?;
+    let _lock = lock_cache(cache).await?;
     tracing::info!(go = %toolchain.version, cache = %cache.display(), "building the node image");
 
     // Kubernetes, and the image list its kubeadm asks for.
-    let kube = step(progress, &format!("Preparing the Kubernetes {version} build"), async {
-        kubernetes::recipe(&toolchain, version).await
-    })
+    let kube = step(
+        progress,
+        &format!("Preparing the Kubernetes {version} build"),
+        async { kubernetes::recipe(&toolchain, version).await },
+    )
     .await?;
-    let kube_bin = build_go(progress, &format!("Building Kubernetes {version}"), &kube, &toolchain, cache).await?;
+    let kube_bin = build_go(
+        progress,
+        &format!("Building Kubernetes {version}"),
+        &kube,
+        &toolchain,
+        cache,
+    )
+    .await?;
     let images = list_images(&kube_bin, version).await?;
 
     // The programs the node and its images need beside Kubernetes.
@@ -150,11 +182,30 @@ pub async fn build_node_image<P: Provider>(
     let coredns = components::coredns(&coredns_version);
     let crictl = components::crictl(&crictl_version);
     let containerd = components::containerd(components::CONTAINERD_VERSION);
-    let etcd_bin = build_go(progress, &format!("Building etcd {etcd_version}"), &etcd, &toolchain, cache).await?;
-    let coredns_bin =
-        build_go(progress, &format!("Building CoreDNS {coredns_version}"), &coredns, &toolchain, cache).await?;
-    let crictl_bin =
-        build_go(progress, &format!("Building crictl {crictl_version}"), &crictl, &toolchain, cache).await?;
+    let etcd_bin = build_go(
+        progress,
+        &format!("Building etcd {etcd_version}"),
+        &etcd,
+        &toolchain,
+        cache,
+    )
+    .await?;
+    let coredns_bin = build_go(
+        progress,
+        &format!("Building CoreDNS {coredns_version}"),
+        &coredns,
+        &toolchain,
+        cache,
+    )
+    .await?;
+    let crictl_bin = build_go(
+        progress,
+        &format!("Building crictl {crictl_version}"),
+        &crictl,
+        &toolchain,
+        cache,
+    )
+    .await?;
     let containerd_bin = build_go(
         progress,
         &format!("Building containerd {}", components::CONTAINERD_VERSION),
@@ -163,20 +214,24 @@ pub async fn build_node_image<P: Provider>(
         cache,
     )
     .await?;
-    let pause_bin = step(progress, &format!("Building pause {pause_version}"), async {
-        components::pause(&toolchain, &version.to_string(), &pause_version, cache).await
-    })
+    let pause_bin = step(
+        progress,
+        &format!("Building pause {pause_version}"),
+        async { components::pause(&toolchain, &version.to_string(), &pause_version, cache).await },
+    )
     .await?;
 
     // The root filesystem.
-    let base = match &options.base_image {
-        Some(base) => {
-            let labels = provider.image_labels(base).await?;
-            let labels = labels.ok_or_else(|| ImageError::MissingBaseImage(base.clone()))?;
-            let id = labels.get(LABEL_BUILD_KEY).cloned().unwrap_or_else(|| base.clone());
-            (base.clone(), id)
+    let base = match (&options.base_image, given_base) {
+        (Some(base), Some(id)) => (base.clone(), id),
+        _ => {
+            step(
+                progress,
+                "Making the Debian root filesystem",
+                base_image(provider, cache),
+            )
+            .await?
         }
-        None => step(progress, "Making the Debian root filesystem", base_image(provider, cache)).await?,
     };
 
     // Everything above decides the node image.
@@ -185,7 +240,8 @@ pub async fn build_node_image<P: Provider>(
     for build in [&kube, &etcd, &coredns, &crictl, &containerd] {
         key.add(build.key(&toolchain).finish());
     }
-    key.add(&pause_version).add(files::node_files_tar().map_err(io("pack the node files"))?);
+    key.add(&pause_version)
+        .add(files::node_files_tar().map_err(io("pack the node files"))?);
     key.add(images.all().join("\n"));
     let key = key.finish();
 
@@ -193,7 +249,12 @@ pub async fn build_node_image<P: Provider>(
     if let Some(labels) = provider.image_labels(&name).await? {
         if labels.get(LABEL_BUILD_KEY) == Some(&key) {
             progress.note(&format!("Image {name} is up to date"));
-            return Ok(BuiltImage { name, key, images, reused: true });
+            return Ok(BuiltImage {
+                name,
+                key,
+                images,
+                reused: true,
+            });
         }
     }
 
@@ -211,10 +272,24 @@ pub async fn build_node_image<P: Provider>(
         (LABEL_IMAGES.to_owned(), images.all().join("\n")),
     ]);
     labels.insert(LABEL_MANAGED.to_owned(), "true".to_owned());
-    let plan = assemble::Plan { base: base.0, name: name.clone(), images: images.clone(), labels };
-    step(progress, &format!("Assembling {name}"), assemble::run(provider, &plan, &binaries, cache))
-        .await?;
-    Ok(BuiltImage { name, key, images, reused: false })
+    let plan = assemble::Plan {
+        base: base.0,
+        name: name.clone(),
+        images: images.clone(),
+        labels,
+    };
+    step(
+        progress,
+        &format!("Assembling {name}"),
+        assemble::run(provider, &plan, &binaries, cache),
+    )
+    .await?;
+    Ok(BuiltImage {
+        name,
+        key,
+        images,
+        reused: false,
+    })
 }
 
 async fn build_go(
@@ -228,7 +303,23 @@ async fn build_go(
 }
 
 fn io(action: &'static str) -> impl FnOnce(std::io::Error) -> ImageError {
-    move |source| ImageError::Io { action: action.into(), source }
+    move |source| ImageError::Io {
+        action: action.into(),
+        source,
+    }
+}
+
+/// Holds the cache for one build at a time, across threads and processes; released on drop.
+async fn lock_cache(cache: &Path) -> Result<std::fs::File> {
+    std::fs::create_dir_all(cache).map_err(io("create the cache directory"))?;
+    let file = std::fs::File::create(cache.join(".lock")).map_err(io("open the cache lock"))?;
+    tokio::task::spawn_blocking(move || file.lock().map(|()| file))
+        .await
+        .map_err(|err| ImageError::Io {
+            action: "lock the cache".into(),
+            source: err.into(),
+        })?
+        .map_err(io("lock the cache"))
 }
 
 /// `3.7.0` from etcd's image tag `3.7.0-0`.
@@ -240,7 +331,13 @@ fn etcd_release(tag: &str) -> &str {
 async fn list_images(kube_bin: &Path, version: &KubeVersion) -> Result<ImageSet> {
     let kubeadm = kube_bin.join("kubeadm");
     let output = Command::new(&kubeadm)
-        .args(["config", "images", "list", "--kubernetes-version", &version.to_string()])
+        .args([
+            "config",
+            "images",
+            "list",
+            "--kubernetes-version",
+            &version.to_string(),
+        ])
         .output()
         .await
         .map_err(io("run kubeadm config images list"))?;

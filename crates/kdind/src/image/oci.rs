@@ -18,7 +18,11 @@ use sha2::{Digest, Sha256};
 #[derive(Debug, Clone)]
 pub enum Entry {
     /// A file from the host, at `path` in the image, with `mode`.
-    File { path: String, source: PathBuf, mode: u32 },
+    File {
+        path: String,
+        source: PathBuf,
+        mode: u32,
+    },
     /// A whole tar archive, appended as it is (its entries keep their own metadata).
     Archive { data: Vec<u8> },
 }
@@ -49,7 +53,10 @@ struct Blob {
 }
 
 fn blob(data: &[u8]) -> Blob {
-    Blob { digest: format!("sha256:{}", hex::encode(Sha256::digest(data))), size: data.len() as u64 }
+    Blob {
+        digest: format!("sha256:{}", hex::encode(Sha256::digest(data))),
+        size: data.len() as u64,
+    }
 }
 
 fn layer_tar(entries: &[Entry]) -> io::Result<Vec<u8>> {
@@ -62,7 +69,14 @@ fn layer_tar(entries: &[Entry]) -> io::Result<Vec<u8>> {
                 let path = path.trim_start_matches('/');
                 // Parent directories first, so the runtime sees ordinary ones.
                 let mut parent = String::new();
-                for part in path.split('/').rev().skip(1).collect::<Vec<_>>().into_iter().rev() {
+                for part in path
+                    .split('/')
+                    .rev()
+                    .skip(1)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                {
                     parent.push_str(part);
                     parent.push('/');
                     let mut header = tar::Header::new_gnu();
@@ -89,7 +103,10 @@ fn layer_tar(entries: &[Entry]) -> io::Result<Vec<u8>> {
                     let mut contents = Vec::new();
                     item.read_to_end(&mut contents)?;
                     if header.entry_type().is_symlink() || header.entry_type().is_hard_link() {
-                        let target = item.link_name()?.map(|t| t.into_owned()).unwrap_or_default();
+                        let target = item
+                            .link_name()?
+                            .map(|t| t.into_owned())
+                            .unwrap_or_default();
                         builder.append_link(&mut header, &path, &target)?;
                     } else {
                         builder.append_data(&mut header, &path, contents.as_slice())?;
@@ -177,7 +194,10 @@ pub fn write_archive(image: &Image, out: &Path) -> io::Result<()> {
     add("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
     add("index.json", &index)?;
     for (digest, data) in &blobs {
-        add(&format!("blobs/sha256/{}", digest.trim_start_matches("sha256:")), data)?;
+        add(
+            &format!("blobs/sha256/{}", digest.trim_start_matches("sha256:")),
+            data,
+        )?;
     }
     archive.into_inner()?.flush()
 }
@@ -206,7 +226,11 @@ mod tests {
         std::fs::write(&bin, b"\x7fELF not really").unwrap();
         let image = Image {
             reference: "registry.k8s.io/pause:3.10.2".into(),
-            layers: vec![vec![Entry::File { path: "/pause".into(), source: bin, mode: 0o755 }]],
+            layers: vec![vec![Entry::File {
+                path: "/pause".into(),
+                source: bin,
+                mode: 0o755,
+            }]],
             entrypoint: vec!["/pause".into()],
             env: vec![],
         };
@@ -222,7 +246,10 @@ mod tests {
             manifest["annotations"]["io.containerd.image.name"],
             "registry.k8s.io/pause:3.10.2"
         );
-        let digest = manifest["digest"].as_str().unwrap().trim_start_matches("sha256:");
+        let digest = manifest["digest"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("sha256:");
         let manifest = read_json(&a, &format!("blobs/sha256/{digest}"));
         assert_eq!(manifest["layers"].as_array().unwrap().len(), 1);
     }

@@ -70,8 +70,15 @@ pub async fn build(cache_root: &Path) -> Result<PathBuf, ImageError> {
         return Err(ImageError::NeedsRoot);
     }
 
-    let io = |action: &'static str| move |source| ImageError::Io { action: action.into(), source };
-    entry.prepare().map_err(io("prepare the root filesystem directory"))?;
+    let io = |action: &'static str| {
+        move |source| ImageError::Io {
+            action: action.into(),
+            source,
+        }
+    };
+    entry
+        .prepare()
+        .map_err(io("prepare the root filesystem directory"))?;
     let script = entry.path("mkrootfs");
     std::fs::write(&script, MKROOTFS).map_err(io("write mkrootfs"))?;
     let target = entry.path("root");
@@ -95,7 +102,9 @@ pub async fn build(cache_root: &Path) -> Result<PathBuf, ImageError> {
     .await?;
     // The tarball is all later steps need; the tree only costs disk.
     std::fs::remove_dir_all(&target).map_err(io("remove the root filesystem tree"))?;
-    entry.complete().map_err(io("mark the root filesystem complete"))?;
+    entry
+        .complete()
+        .map_err(io("mark the root filesystem complete"))?;
     Ok(tarball)
 }
 
@@ -113,10 +122,14 @@ fn is_root() -> bool {
 /// Runs a command, sending each line it prints to the debug log and keeping the last ones for
 /// the error.
 pub(crate) async fn run_logged(command: &mut Command, name: &str) -> Result<(), ImageError> {
-    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = command
-        .spawn()
-        .map_err(|source| ImageError::Io { action: format!("start {name}"), source })?;
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().map_err(|source| ImageError::Io {
+        action: format!("start {name}"),
+        source,
+    })?;
 
     let tail = Mutex::new(VecDeque::new());
     let drain = |stream: Option<Box<dyn AsyncRead + Unpin + Send>>| {
@@ -134,14 +147,20 @@ pub(crate) async fn run_logged(command: &mut Command, name: &str) -> Result<(), 
             }
         }
     };
-    let stdout = child.stdout.take().map(|s| Box::new(s) as Box<dyn AsyncRead + Unpin + Send>);
-    let stderr = child.stderr.take().map(|s| Box::new(s) as Box<dyn AsyncRead + Unpin + Send>);
+    let stdout = child
+        .stdout
+        .take()
+        .map(|s| Box::new(s) as Box<dyn AsyncRead + Unpin + Send>);
+    let stderr = child
+        .stderr
+        .take()
+        .map(|s| Box::new(s) as Box<dyn AsyncRead + Unpin + Send>);
     tokio::join!(drain(stdout), drain(stderr));
 
-    let status = child
-        .wait()
-        .await
-        .map_err(|source| ImageError::Io { action: format!("wait for {name}"), source })?;
+    let status = child.wait().await.map_err(|source| ImageError::Io {
+        action: format!("wait for {name}"),
+        source,
+    })?;
     if !status.success() {
         let tail = tail.into_inner().unwrap_or_else(|e| e.into_inner());
         return Err(ImageError::Command {
@@ -160,11 +179,23 @@ mod tests {
     fn finds_the_debian_mirror() {
         let one_line = "# comment\ndeb http://mirror.example/debian bookworm main\n\
                         deb http://mirror.example/debian-security bookworm-security main\n";
-        assert_eq!(first_debian_mirror(one_line).as_deref(), Some("http://mirror.example/debian"));
+        assert_eq!(
+            first_debian_mirror(one_line).as_deref(),
+            Some("http://mirror.example/debian")
+        );
         let deb822 = "Types: deb\nURIs: http://m.example/debian/\nSuites: bookworm\n";
-        assert_eq!(first_debian_mirror(deb822).as_deref(), Some("http://m.example/debian"));
+        assert_eq!(
+            first_debian_mirror(deb822).as_deref(),
+            Some("http://m.example/debian")
+        );
         let signed = "deb [signed-by=/k.gpg] https://m.example/debian bookworm main";
-        assert_eq!(first_debian_mirror(signed).as_deref(), Some("https://m.example/debian"));
-        assert_eq!(first_debian_mirror("deb http://x/debian-security b main"), None);
+        assert_eq!(
+            first_debian_mirror(signed).as_deref(),
+            Some("https://m.example/debian")
+        );
+        assert_eq!(
+            first_debian_mirror("deb http://x/debian-security b main"),
+            None
+        );
     }
 }

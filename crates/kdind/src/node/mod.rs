@@ -20,7 +20,12 @@ pub const CAPS_MAYBE_MISSING: &[&str] = &["SYS_RESOURCE"];
 #[non_exhaustive]
 pub enum NodeError {
     #[error("command `{command}` failed in node {node} with exit code {code}:\n{output}")]
-    Command { node: String, command: String, code: i64, output: String },
+    Command {
+        node: String,
+        command: String,
+        code: i64,
+        output: String,
+    },
     #[error(transparent)]
     Provider(#[from] ProviderError),
 }
@@ -59,16 +64,29 @@ impl NodeSpec {
             },
         };
         let mut mounts = vec![
-            Mount::Tmpfs { target: "/run".into(), options: "rw,nosuid,nodev,exec".into() },
-            Mount::Tmpfs { target: "/tmp".into(), options: "rw,nosuid,nodev,exec".into() },
-            Mount::Bind {
+            Mount::Tmpfs {
+                target: "/run".into(),
+                options: "rw,nosuid,nodev,exec,mode=755".into(),
+            },
+            Mount::Tmpfs {
+                target: "/tmp".into(),
+                options: "rw,nosuid,nodev,exec,mode=1777".into(),
+            },
+        ];
+        // kubeadm's preflight looks at the host's modules; a host without them (everything
+        // built in) has no such directory, and binding a missing path fails.
+        if std::path::Path::new("/lib/modules").is_dir() {
+            mounts.push(Mount::Bind {
                 source: "/lib/modules".into(),
                 target: "/lib/modules".into(),
                 read_only: true,
-            },
-        ];
+            });
+        }
         if !self.var_volume.is_empty() {
-            mounts.push(Mount::Volume { name: self.var_volume.clone(), target: "/var".into() });
+            mounts.push(Mount::Volume {
+                name: self.var_volume.clone(),
+                target: "/var".into(),
+            });
         }
         ContainerSpec {
             name: self.name.clone(),
@@ -94,15 +112,24 @@ pub async fn start<'p, P: Provider>(
     provider: &'p P,
     spec: &NodeSpec,
 ) -> Result<Node<'p, P>, NodeError> {
-    let id = match provider.run(&spec.container_spec(Confinement::Privileged)).await {
+    let id = match provider
+        .run(&spec.container_spec(Confinement::Privileged))
+        .await
+    {
         Ok(id) => id,
         Err(err) if is_capability_refusal(&err) => {
             tracing::debug!(node = %spec.name, "engine refused --privileged, running unconfined");
-            provider.run(&spec.container_spec(Confinement::Unconfined)).await?
+            provider
+                .run(&spec.container_spec(Confinement::Unconfined))
+                .await?
         }
         Err(err) => return Err(err.into()),
     };
-    Ok(Node { provider, name: spec.name.clone(), id })
+    Ok(Node {
+        provider,
+        name: spec.name.clone(),
+        id,
+    })
 }
 
 /// The runtime says `unable to apply caps: operation not permitted` when the engine's own
@@ -123,7 +150,11 @@ pub struct Node<'p, P> {
 impl<'p, P: Provider> Node<'p, P> {
     /// A handle to an existing node container.
     pub fn attach(provider: &'p P, name: &str) -> Self {
-        Self { provider, name: name.to_owned(), id: name.to_owned() }
+        Self {
+            provider,
+            name: name.to_owned(),
+            id: name.to_owned(),
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -196,10 +227,14 @@ impl<'p, P: Provider> Node<'p, P> {
         header.set_cksum();
         builder
             .append_data(&mut header, name, content)
-            .map_err(|source| ProviderError::Io { action: format!("pack {path}"), source })?;
-        let tar = builder
-            .into_inner()
-            .map_err(|source| ProviderError::Io { action: format!("pack {path}"), source })?;
+            .map_err(|source| ProviderError::Io {
+                action: format!("pack {path}"),
+                source,
+            })?;
+        let tar = builder.into_inner().map_err(|source| ProviderError::Io {
+            action: format!("pack {path}"),
+            source,
+        })?;
         let dir = if dir.is_empty() { "/" } else { dir };
         self.exec(&["mkdir", "-p", dir]).await?;
         Ok(self.provider.copy_in(&self.id, dir, tar).await?)

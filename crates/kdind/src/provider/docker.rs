@@ -12,8 +12,8 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     CommitContainerOptions, CreateContainerOptions, CreateImageOptions, InspectContainerOptions,
-    ListContainersOptions, RemoveContainerOptions, RemoveImageOptions, RemoveVolumeOptions, StopContainerOptions,
-    UploadToContainerOptions,
+    ListContainersOptions, RemoveContainerOptions, RemoveImageOptions, RemoveVolumeOptions,
+    StopContainerOptions, UploadToContainerOptions,
 };
 use futures_util::{StreamExt, TryStreamExt};
 use tokio::io::AsyncWriteExt;
@@ -39,7 +39,10 @@ impl Docker {
     pub async fn connect() -> Result<Self> {
         let endpoint = std::env::var("DOCKER_HOST")
             .unwrap_or_else(|_| "unix:///var/run/docker.sock".to_owned());
-        let unreachable = |source| ProviderError::Unreachable { endpoint: endpoint.clone(), source };
+        let unreachable = |source| ProviderError::Unreachable {
+            endpoint: endpoint.clone(),
+            source,
+        };
 
         let client = bollard::Docker::connect_with_defaults().map_err(unreachable)?;
         let client = client.negotiate_version().await.map_err(unreachable)?;
@@ -114,9 +117,11 @@ fn host_config(spec: &ContainerSpec) -> HostConfig {
                 "seccomp=unconfined".to_owned(),
                 "apparmor=unconfined".to_owned(),
                 "label=disable".to_owned(),
-                "systempaths=unconfined".to_owned(),
             ]);
-            host.device_cgroup_rules = Some(vec!["c *:* rwm".to_owned(), "b *:* rwm".to_owned()]);
+            // Empty lists, not missing ones: the engine then masks no /proc or /sys path.
+            host.masked_paths = Some(Vec::new());
+            host.readonly_paths = Some(Vec::new());
+            host.device_cgroup_rules = Some(vec!["a *:* rwm".to_owned()]);
         }
     }
     if spec.private_cgroupns {
@@ -135,14 +140,19 @@ fn host_config(spec: &ContainerSpec) -> HostConfig {
                 source: Some(name.clone()),
                 typ: Some(MountType::VOLUME),
                 volume_options: Some(MountVolumeOptions {
-                    labels: spec.labels.get(super::LABEL_MANAGED).map(|v| {
-                        HashMap::from([(super::LABEL_MANAGED.to_owned(), v.clone())])
-                    }),
+                    labels: spec
+                        .labels
+                        .get(super::LABEL_MANAGED)
+                        .map(|v| HashMap::from([(super::LABEL_MANAGED.to_owned(), v.clone())])),
                     ..Default::default()
                 }),
                 ..Default::default()
             }),
-            Mount::Bind { source, target, read_only } => mounts.push(bollard::models::Mount {
+            Mount::Bind {
+                source,
+                target,
+                read_only,
+            } => mounts.push(bollard::models::Mount {
                 target: Some(target.clone()),
                 source: Some(source.clone()),
                 typ: Some(MountType::BIND),
@@ -184,10 +194,17 @@ fn host_config(spec: &ContainerSpec) -> HostConfig {
 
 impl Provider for Docker {
     async fn describe(&self) -> Result<String> {
-        let version = self.client.version().await.map_err(engine("read the engine version"))?;
+        let version = self
+            .client
+            .version()
+            .await
+            .map_err(engine("read the engine version"))?;
         Ok(format!(
             "{} {} (API {})",
-            version.platform.map(|p| p.name).unwrap_or_else(|| "engine".to_owned()),
+            version
+                .platform
+                .map(|p| p.name)
+                .unwrap_or_else(|| "engine".to_owned()),
             version.version.unwrap_or_default(),
             version.api_version.unwrap_or_default()
         ))
@@ -212,7 +229,10 @@ impl Provider for Docker {
         let action = format!("import {} as image {image}", tarball.display());
         let file = tokio::fs::File::open(tarball)
             .await
-            .map_err(|source| ProviderError::Io { action: action.clone(), source })?;
+            .map_err(|source| ProviderError::Io {
+                action: action.clone(),
+                source,
+            })?;
         let (repo, tag) = split_reference(image);
         let options = CreateImageOptions {
             from_src: Some("-".to_owned()),
@@ -252,7 +272,10 @@ impl Provider for Docker {
     }
 
     async fn remove_image(&self, image: &str) -> Result<()> {
-        let options = RemoveImageOptions { force: true, ..Default::default() };
+        let options = RemoveImageOptions {
+            force: true,
+            ..Default::default()
+        };
         match self.client.remove_image(image, Some(options), None).await {
             Ok(_) => Ok(()),
             Err(err) if status_of(&err) == Some(404) => Ok(()),
@@ -287,15 +310,24 @@ impl Provider for Docker {
             networking_config,
             ..Default::default()
         };
-        let options = CreateContainerOptions { name: Some(spec.name.clone()), ..Default::default() };
+        let options = CreateContainerOptions {
+            name: Some(spec.name.clone()),
+            ..Default::default()
+        };
 
         let created = match self.client.create_container(Some(options), body).await {
             Ok(created) => created,
             Err(err) if status_of(&err) == Some(409) => {
-                return Err(ProviderError::Conflict { what: "container", name: spec.name.clone() });
+                return Err(ProviderError::Conflict {
+                    what: "container",
+                    name: spec.name.clone(),
+                });
             }
             Err(err) if status_of(&err) == Some(404) => {
-                return Err(ProviderError::NotFound { what: "image", name: spec.image.clone() });
+                return Err(ProviderError::NotFound {
+                    what: "image",
+                    name: spec.image.clone(),
+                });
             }
             Err(err) => return Err(engine(format!("create container {}", spec.name))(err)),
         };
@@ -315,7 +347,10 @@ impl Provider for Docker {
     }
 
     async fn stop(&self, container: &str, timeout_secs: i32) -> Result<()> {
-        let options = StopContainerOptions { t: Some(timeout_secs), ..Default::default() };
+        let options = StopContainerOptions {
+            t: Some(timeout_secs),
+            ..Default::default()
+        };
         match self.client.stop_container(container, Some(options)).await {
             Ok(()) => Ok(()),
             // 304: already stopped.
@@ -325,7 +360,11 @@ impl Provider for Docker {
     }
 
     async fn remove(&self, container: &str) -> Result<()> {
-        let options = RemoveContainerOptions { force: true, v: true, ..Default::default() };
+        let options = RemoveContainerOptions {
+            force: true,
+            v: true,
+            ..Default::default()
+        };
         match self.client.remove_container(container, Some(options)).await {
             Ok(()) => Ok(()),
             Err(err) if status_of(&err) == Some(404) => Ok(()),
@@ -350,7 +389,10 @@ impl Provider for Docker {
         {
             Ok(inspect) => inspect,
             Err(err) if status_of(&err) == Some(404) => {
-                return Err(ProviderError::NotFound { what: "container", name: container.into() });
+                return Err(ProviderError::NotFound {
+                    what: "container",
+                    name: container.into(),
+                });
             }
             Err(err) => return Err(engine(format!("inspect container {container}"))(err)),
         };
@@ -383,7 +425,11 @@ impl Provider for Docker {
 
         Ok(ContainerInfo {
             id: inspect.id.unwrap_or_default(),
-            name: inspect.name.unwrap_or_default().trim_start_matches('/').to_owned(),
+            name: inspect
+                .name
+                .unwrap_or_default()
+                .trim_start_matches('/')
+                .to_owned(),
             image: config.image.unwrap_or_default(),
             running: inspect.state.and_then(|s| s.running).unwrap_or(false),
             labels: config.labels.unwrap_or_default().into_iter().collect(),
@@ -399,8 +445,11 @@ impl Provider for Docker {
             filters: Some(HashMap::from([("label".to_owned(), filter)])),
             ..Default::default()
         };
-        let summaries =
-            self.client.list_containers(Some(options)).await.map_err(engine("list containers"))?;
+        let summaries = self
+            .client
+            .list_containers(Some(options))
+            .await
+            .map_err(engine("list containers"))?;
 
         let mut infos = Vec::new();
         for summary in summaries {
@@ -430,8 +479,11 @@ impl Provider for Docker {
             attach_stderr: Some(true),
             ..Default::default()
         };
-        let created =
-            self.client.create_exec(container, config).await.map_err(engine(action()))?;
+        let created = self
+            .client
+            .create_exec(container, config)
+            .await
+            .map_err(engine(action()))?;
         let started = self
             .client
             .start_exec(&created.id, Some(StartExecOptions::default()))
@@ -439,12 +491,19 @@ impl Provider for Docker {
             .map_err(engine(action()))?;
 
         let mut out = ExecOutput::default();
-        if let StartExecResults::Attached { mut output, mut input } = started {
+        if let StartExecResults::Attached {
+            mut output,
+            mut input,
+        } = started
+        {
             if let Some(data) = stdin {
-                input.write_all(&data).await.map_err(|source| ProviderError::Io {
-                    action: action(),
-                    source,
-                })?;
+                input
+                    .write_all(&data)
+                    .await
+                    .map_err(|source| ProviderError::Io {
+                        action: action(),
+                        source,
+                    })?;
                 let _ = input.shutdown().await;
             }
             drop(input);
@@ -457,13 +516,20 @@ impl Provider for Docker {
                 }
             }
         }
-        let inspect = self.client.inspect_exec(&created.id).await.map_err(engine(action()))?;
+        let inspect = self
+            .client
+            .inspect_exec(&created.id)
+            .await
+            .map_err(engine(action()))?;
         out.exit_code = inspect.exit_code.unwrap_or(-1);
         Ok(out)
     }
 
     async fn copy_in(&self, container: &str, dir: &str, tar: Vec<u8>) -> Result<()> {
-        let options = UploadToContainerOptions { path: dir.to_owned(), ..Default::default() };
+        let options = UploadToContainerOptions {
+            path: dir.to_owned(),
+            ..Default::default()
+        };
         self.client
             .upload_to_container(container, Some(options), bollard::body_full(tar.into()))
             .await
@@ -474,8 +540,14 @@ impl Provider for Docker {
         let action = format!("copy {} into {container}:{dir}", tarball.display());
         let file = tokio::fs::File::open(tarball)
             .await
-            .map_err(|source| ProviderError::Io { action: action.clone(), source })?;
-        let options = UploadToContainerOptions { path: dir.to_owned(), ..Default::default() };
+            .map_err(|source| ProviderError::Io {
+                action: action.clone(),
+                source,
+            })?;
+        let options = UploadToContainerOptions {
+            path: dir.to_owned(),
+            ..Default::default()
+        };
         let body = bollard::body_try_stream(tokio_util::io::ReaderStream::new(file));
         self.client
             .upload_to_container(container, Some(options), body)
@@ -502,9 +574,18 @@ mod tests {
 
     #[test]
     fn splits_references() {
-        assert_eq!(split_reference("kdind/node:v1.37.2"), ("kdind/node", "v1.37.2"));
-        assert_eq!(split_reference("localhost:5000/node"), ("localhost:5000/node", "latest"));
-        assert_eq!(split_reference("localhost:5000/node:x"), ("localhost:5000/node", "x"));
+        assert_eq!(
+            split_reference("kdind/node:v1.37.2"),
+            ("kdind/node", "v1.37.2")
+        );
+        assert_eq!(
+            split_reference("localhost:5000/node"),
+            ("localhost:5000/node", "latest")
+        );
+        assert_eq!(
+            split_reference("localhost:5000/node:x"),
+            ("localhost:5000/node", "x")
+        );
     }
 
     #[test]

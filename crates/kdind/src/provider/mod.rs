@@ -53,9 +53,19 @@ pub type Result<T, E = ProviderError> = std::result::Result<T, E>;
 /// A mount of a named volume, a host path or a tmpfs into a container.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mount {
-    Volume { name: String, target: String },
-    Bind { source: String, target: String, read_only: bool },
-    Tmpfs { target: String, options: String },
+    Volume {
+        name: String,
+        target: String,
+    },
+    Bind {
+        source: String,
+        target: String,
+        read_only: bool,
+    },
+    Tmpfs {
+        target: String,
+        options: String,
+    },
 }
 
 /// Attachment of a container to a network, with fixed addresses when given.

@@ -1,0 +1,170 @@
+//! Builds the default node image on the real engine and boots a node from it.
+//!
+//! Needs a running Docker engine (`scripts/start-docker` starts one). The first build on a fresh
+//! machine compiles Kubernetes and takes a while; later runs reuse the cache.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use kdind::image::{self, BuildOptions, BuiltImage, KubeVersion};
+use kdind::node::{self, NodeSpec};
+use kdind::progress::Silent;
+use kdind::provider::{Docker, LABEL_MANAGED, Provider};
+
+async fn engine() -> Docker {
+    match Docker::connect().await {
+        Ok(docker) => docker,
+        Err(err) => panic!("these tests need a Docker engine: {err}"),
+    }
+}
+
+async fn default_image(docker: &Docker) -> BuiltImage {
+    let version = KubeVersion::parse(image::DEFAULT_KUBE_VERSION).unwrap();
+    image::build_node_image(docker, &BuildOptions::new(version), &Silent)
+        .await
+        .unwrap_or_else(|err| panic!("node image build failed: {err:#?}"))
+}
+
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{prefix}-{}-{nanos:x}", std::process::id())
+}
+
+/// Waits for systemd to settle and returns what it says of itself.
+async fn system_state<P: Provider>(node: &node::Node<'_, P>) -> String {
+    let wait = node.exec_output(&["systemctl", "is-system-running", "--wait"]);
+    match tokio::time::timeout(Duration::from_secs(180), wait).await {
+        Ok(output) => output.unwrap().stdout_text().trim().to_owned(),
+        Err(_) => "timed out".to_owned(),
+    }
+}
+
+async fn failed_units<P: Provider>(node: &node::Node<'_, P>) -> String {
+    node.exec_output(&["systemctl", "--failed", "--no-legend"])
+        .await
+        .unwrap()
+        .combined()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn docker_node_image_boots_with_everything_kubeadm_needs() {
+    let docker = engine().await;
+    let built = default_image(&docker).await;
+
+    let name = unique("kdind-test-node");
+    let spec = NodeSpec {
+        name: name.clone(),
+        hostname: "kdind-test".into(),
+        image: built.name.clone(),
+        labels: BTreeMap::from([(LABEL_MANAGED.to_owned(), "test".to_owned())]),
+        var_volume: format!("{name}-var"),
+        ..Default::default()
+    };
+
+    let result = async {
+        let node = node::start(&docker, &spec).await.expect("node starts");
+        let state = system_state(&node).await;
+        assert_eq!(
+            state,
+            "running",
+            "systemd state; failed units:\n{}",
+            failed_units(&node).await
+        );
+
+        // containerd answers CRI and holds every image kubeadm will ask for.
+        let listing = node
+            .exec(&["crictl", "images", "--output", "json"])
+            .await
+            .unwrap();
+        let kubeadm_list = node
+            .exec(&[
+                "kubeadm",
+                "config",
+                "images",
+                "list",
+                "--kubernetes-version",
+                image::DEFAULT_KUBE_VERSION,
+            ])
+            .await
+            .unwrap();
+        let wanted: Vec<&str> = kubeadm_list.lines().filter(|l| !l.is_empty()).collect();
+        assert_eq!(
+            wanted.len(),
+            7,
+            "kubeadm lists seven images: {kubeadm_list}"
+        );
+        for image in wanted {
+            assert!(
+                listing.contains(&format!("\"{image}\"")),
+                "{image} missing from:\n{listing}"
+            );
+        }
+
+        let version = node
+            .exec(&["kubeadm", "version", "-o", "short"])
+            .await
+            .unwrap();
+        assert_eq!(version.trim(), image::DEFAULT_KUBE_VERSION);
+        let kubelet = node.exec(&["kubelet", "--version"]).await.unwrap();
+        assert_eq!(
+            kubelet.trim(),
+            format!("Kubernetes {}", image::DEFAULT_KUBE_VERSION)
+        );
+
+        // A stopped node boots again.
+        docker.stop(&name, 30).await.unwrap();
+        docker.start(&name).await.unwrap();
+        let state = system_state(&node).await;
+        assert_eq!(
+            state,
+            "running",
+            "after restart; failed units:\n{}",
+            failed_units(&node).await
+        );
+        node.exec(&["crictl", "info"])
+            .await
+            .expect("CRI answers after a restart");
+    }
+    .await;
+
+    docker.remove(&name).await.unwrap();
+    docker.remove_volume(&spec.var_volume).await.unwrap();
+    result
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn docker_node_image_rebuild_with_nothing_changed_is_reused() {
+    let docker = engine().await;
+    let first = default_image(&docker).await;
+    let second = default_image(&docker).await;
+    assert!(second.reused, "second build of {} rebuilt", second.name);
+    assert_eq!(first.key, second.key);
+    let labels = docker
+        .image_labels(&second.name)
+        .await
+        .unwrap()
+        .expect("image exists");
+    assert_eq!(labels.get(image::LABEL_BUILD_KEY), Some(&second.key));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn docker_missing_base_image_is_refused_before_building_anything() {
+    let docker = engine().await;
+    let mut options = BuildOptions::new(KubeVersion::parse(image::DEFAULT_KUBE_VERSION).unwrap());
+    options.base_image = Some(unique("kdind-no-such-image"));
+    options.image = Some(format!("{}:x", unique("kdind-never-made")));
+    let err = image::build_node_image(&docker, &options, &Silent)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("does not exist"), "{err}");
+    assert!(
+        docker
+            .image_labels(options.image.as_ref().unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
