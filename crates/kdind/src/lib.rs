@@ -3,6 +3,7 @@
 //! Every node is a container running systemd, containerd and a kubelet; clusters are formed with
 //! kubeadm. Everything a node needs is built here from source: see [`image`].
 
+pub mod cluster;
 pub mod image;
 pub mod net;
 pub mod node;

@@ -1,6 +1,7 @@
 //! One module per verb. Each turns its flags into options and makes one library call.
 
 mod build;
+mod cluster;
 
 use clap::Subcommand;
 
@@ -11,12 +12,21 @@ pub enum Command {
     /// Build images.
     #[command(subcommand)]
     Build(build::Build),
+    /// Bring a cluster up: form it, or restore it after `down`.
+    Up(cluster::Up),
+    /// Stop a cluster's nodes, keeping their state for the next `up`.
+    Down(cluster::Down),
+    /// Remove a cluster: nodes, volumes, network and kubeconfig context.
+    Clean(cluster::Clean),
 }
 
 impl Command {
     pub async fn run(self, status: &Status) -> anyhow::Result<()> {
         match self {
             Command::Build(build) => build.run(status).await,
+            Command::Up(up) => up.run(status).await,
+            Command::Down(down) => down.run(status).await,
+            Command::Clean(clean) => clean.run(status).await,
         }
     }
 }

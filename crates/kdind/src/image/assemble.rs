@@ -176,7 +176,9 @@ async fn fill_and_commit<P: Provider>(
     node.exec(&[
         "sh",
         "-c",
-        "pkill -x containerd; while pgrep -x containerd; do sleep 0.2; done",
+        // `sleep` as PID 1 reaps nobody: a stopped containerd stays a zombie, so only live
+        // ones count.
+        "pkill -x containerd; while pgrep -r R,S,D -x containerd >/dev/null; do sleep 0.2; done",
     ])
     .await?;
     node.exec(&[

@@ -14,7 +14,7 @@ use super::gobuild::{GoBuild, Toolchain};
 
 /// containerd built for every node. 2.x is what current kubelets expect (they read the cgroup
 /// driver from the runtime).
-pub const CONTAINERD_VERSION: &str = "v2.2.1";
+pub const CONTAINERD_VERSION: &str = "v2.2.9";
 
 /// The Go version the small build modules declare.
 const GO_LINE: &str = "1.25.0";
@@ -64,8 +64,10 @@ pub fn crictl(version: &str) -> GoBuild {
         requires: vec![("sigs.k8s.io/cri-tools".into(), version.into())],
         replaces: Vec::new(),
         packages: vec!["sigs.k8s.io/cri-tools/cmd/crictl".into()],
+        // crictl prints its version as given, and its releases print it without the `v`.
         variables: vec![format!(
-            "sigs.k8s.io/cri-tools/pkg/version.Version={version}"
+            "sigs.k8s.io/cri-tools/pkg/version.Version={}",
+            version.trim_start_matches('v')
         )],
         tags: Vec::new(),
         renames: Vec::new(),
@@ -86,7 +88,7 @@ pub fn containerd(version: &str) -> GoBuild {
             .collect(),
         variables: vec![
             format!("{module}/version.Version={version}"),
-            format!("{module}/version.Revision=kdind"),
+            format!("{module}/version.Revision={version}"),
             format!("{module}/version.Package=github.com/containerd/containerd/v2"),
         ],
         tags: ["no_btrfs", "no_devmapper", "no_zfs", "urfave_cli_no_docs"]

@@ -153,6 +153,19 @@ pub async fn build_node_image<P: Provider>(
     let _lock = lock_cache(cache).await?;
     tracing::info!(go = %toolchain.version, cache = %cache.display(), "building the node image");
 
+    // The root filesystem.
+    let base = match (&options.base_image, given_base) {
+        (Some(base), Some(id)) => (base.clone(), id),
+        _ => {
+            step(
+                progress,
+                "Making the Debian root filesystem",
+                base_image(provider, cache),
+            )
+            .await?
+        }
+    };
+
     // Kubernetes, and the image list its kubeadm asks for.
     let kube = step(
         progress,
@@ -220,19 +233,6 @@ pub async fn build_node_image<P: Provider>(
         async { components::pause(&toolchain, &version.to_string(), &pause_version, cache).await },
     )
     .await?;
-
-    // The root filesystem.
-    let base = match (&options.base_image, given_base) {
-        (Some(base), Some(id)) => (base.clone(), id),
-        _ => {
-            step(
-                progress,
-                "Making the Debian root filesystem",
-                base_image(provider, cache),
-            )
-            .await?
-        }
-    };
 
     // Everything above decides the node image.
     let mut key = Key::new("node-image/1");

@@ -119,7 +119,9 @@ impl Cidr {
 
     /// Number of addresses in the network; saturates at `u128::MAX` for `::/0`.
     pub fn size(&self) -> u128 {
-        1u128.checked_shl(self.host_bits().into()).unwrap_or(u128::MAX)
+        1u128
+            .checked_shl(self.host_bits().into())
+            .unwrap_or(u128::MAX)
     }
 
     /// The `n`th address of the network (0 is the network address itself), if there is one.
@@ -167,7 +169,8 @@ impl Cidr {
     /// `value` does not fit in them.
     pub fn with_field(&self, from: u8, width: u8, value: u128) -> Option<Cidr> {
         let bits = self.family().bits();
-        if from + width > self.prefix || width >= 128 || value >> width != 0 {
+        let end = u16::from(from) + u16::from(width);
+        if end > u16::from(self.prefix) || width >= 128 || value >> width != 0 {
             return None;
         }
         let shift = bits - from - width;
@@ -234,7 +237,13 @@ mod tests {
 
     #[test]
     fn parses_and_prints_both_families() {
-        for text in ["10.192.0.0/24", "0.0.0.0/0", "10.1.2.3/32", "fd00:20::/64", "::/0"] {
+        for text in [
+            "10.192.0.0/24",
+            "0.0.0.0/0",
+            "10.1.2.3/32",
+            "fd00:20::/64",
+            "::/0",
+        ] {
             assert_eq!(cidr(text).to_string(), text);
         }
         assert_eq!(cidr(" 10.244.0.0/16 ").prefix(), 16);
@@ -243,7 +252,14 @@ mod tests {
 
     #[test]
     fn refuses_what_is_not_a_network() {
-        for bad in ["", "10.0.0.0", "10.0.0/8", "10.0.0.0/x", "10.0.0.0/-1", "host/24"] {
+        for bad in [
+            "",
+            "10.0.0.0",
+            "10.0.0/8",
+            "10.0.0.0/x",
+            "10.0.0.0/-1",
+            "host/24",
+        ] {
             assert!(
                 matches!(Cidr::parse(bad), Err(CidrError::Syntax(_))),
                 "{bad:?} must be refused"
@@ -325,7 +341,11 @@ mod tests {
         let net = cidr("10.192.0.0/24");
         assert_eq!(net.with_field(16, 8, 20), Some(cidr("10.192.20.0/24")));
         assert_eq!(net.with_field(16, 8, 256), None, "value too wide");
-        assert_eq!(cidr("10.192.0.0/16").with_field(16, 8, 1), None, "field past the prefix");
+        assert_eq!(
+            cidr("10.192.0.0/16").with_field(16, 8, 1),
+            None,
+            "field past the prefix"
+        );
 
         let net6 = cidr("fd00:20::/64");
         assert_eq!(net6.with_field(32, 16, 20), Some(cidr("fd00:20:14::/64")));

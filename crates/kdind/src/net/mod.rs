@@ -252,7 +252,8 @@ pub struct FamilyPlan {
     pub services: Cidr,
     /// The `kubernetes` Service: the first address of the service network.
     pub api_service: IpAddr,
-    /// The cluster DNS Service: the tenth address of the service network.
+    /// The tenth address of the service network. kubeadm makes the DNS Service single-stack,
+    /// so only the primary family's is the cluster DNS; see [`AddressPlan::dns_ip`].
     pub dns: IpAddr,
     /// Every node's address and pod subnet; the control plane first, then worker 1, 2, ...
     pub nodes: Vec<NodeAddress>,
@@ -372,9 +373,9 @@ impl AddressPlan {
         self.families.iter().map(|plan| plan.services).collect()
     }
 
-    /// The cluster DNS addresses, the primary family first.
-    pub fn dns_ips(&self) -> Vec<IpAddr> {
-        self.families.iter().map(|plan| plan.dns).collect()
+    /// The cluster DNS address: the primary family's, the only one kubeadm gives its Service.
+    pub fn dns_ip(&self) -> IpAddr {
+        self.primary().dns
     }
 }
 
@@ -670,12 +671,17 @@ mod tests {
             management: Some("10.192.0.0/16".into()),
             ..workers(1)
         });
-        assert!(matches!(err, NetError::ClusterIdPlacement { to: 24, .. }), "{err}");
+        assert!(
+            matches!(err, NetError::ClusterIdPlacement { to: 24, .. }),
+            "{err}"
+        );
         assert!(err.to_string().contains("/24 or longer"), "{err}");
 
         // Without an id a /16 is fine.
         assert_eq!(
-            plan_with_management("10.192.0.0/16", 0).primary().management,
+            plan_with_management("10.192.0.0/16", 0)
+                .primary()
+                .management,
             cidr("10.192.0.0/16")
         );
     }
@@ -708,15 +714,12 @@ mod tests {
             plan.pod_networks(),
             vec![cidr("10.250.0.0/16"), cidr("fd00:44::/64")]
         );
-        assert_eq!(
-            plan.node_ips(0),
-            vec![ip("10.192.0.2"), ip("fd00:20::2")]
-        );
+        assert_eq!(plan.node_ips(0), vec![ip("10.192.0.2"), ip("fd00:20::2")]);
         assert_eq!(
             plan.node_pod_subnets(1),
             vec![cidr("10.250.2.0/24"), cidr("fd00:44:0:0:2::/80")]
         );
-        assert_eq!(plan.dns_ips(), vec![ip("10.96.0.10"), ip("fd00:30::a")]);
+        assert_eq!(plan.dns_ip(), ip("10.96.0.10"));
         assert_eq!(plan.family(Family::Ipv6).unwrap().gateway, ip("fd00:20::1"));
     }
 
@@ -802,7 +805,11 @@ mod tests {
         let NetError::Cidr { source, .. } = err else {
             panic!("unexpected {err}");
         };
-        assert!(source.to_string().contains("give the network address 10.192.0.0/24"));
+        assert!(
+            source
+                .to_string()
+                .contains("give the network address 10.192.0.0/24")
+        );
     }
 
     #[test]
@@ -861,7 +868,10 @@ mod tests {
             pods: Some("10.244.0.0/25".into()),
             ..Default::default()
         });
-        assert!(matches!(err, NetError::PodsTooSmall { room: 0, .. }), "{err}");
+        assert!(
+            matches!(err, NetError::PodsTooSmall { room: 0, .. }),
+            "{err}"
+        );
     }
 
     #[test]
@@ -881,7 +891,10 @@ mod tests {
             error(services("10.96.0.0/29")),
             NetError::ServicesTooSmall { max_prefix: 28, .. }
         ));
-        assert_eq!(plan(services("10.96.0.0/28")).primary().dns, ip("10.96.0.10"));
+        assert_eq!(
+            plan(services("10.96.0.0/28")).primary().dns,
+            ip("10.96.0.10")
+        );
 
         let err = error(PlanInput {
             mode: IpMode::Ipv6,
@@ -890,7 +903,10 @@ mod tests {
         });
         assert!(matches!(
             err,
-            NetError::ServicesTooLarge { min_prefix: 108, .. }
+            NetError::ServicesTooLarge {
+                min_prefix: 108,
+                ..
+            }
         ));
     }
 

@@ -39,6 +39,8 @@ pub struct NodeSpec {
     pub labels: BTreeMap<String, String>,
     /// Named volume holding the node's `/var`, so that its state outlives the container.
     pub var_volume: String,
+    /// More mounts, such as volumes for state that must outlive the container.
+    pub extra_mounts: Vec<Mount>,
     pub attachment: Option<Attachment>,
     pub ports: Vec<PublishedPort>,
     /// Command given to the image's entrypoint; empty means the image's own (`/sbin/init`).

@@ -7,20 +7,20 @@ use bollard::errors::Error as BollardError;
 use bollard::exec::{StartExecOptions, StartExecResults};
 use bollard::models::{
     ContainerConfig, ContainerCreateBody, EndpointIpamConfig, EndpointSettings, ExecConfig,
-    HostConfig, HostConfigCgroupnsModeEnum, MountType, MountVolumeOptions, NetworkingConfig,
-    PortBinding,
+    HostConfig, HostConfigCgroupnsModeEnum, Ipam, IpamConfig, MountType, MountVolumeOptions,
+    NetworkCreateRequest, NetworkingConfig, PortBinding,
 };
 use bollard::query_parameters::{
     CommitContainerOptions, CreateContainerOptions, CreateImageOptions, InspectContainerOptions,
-    ListContainersOptions, RemoveContainerOptions, RemoveImageOptions, RemoveVolumeOptions,
-    StopContainerOptions, UploadToContainerOptions,
+    ListContainersOptions, ListNetworksOptions, ListVolumesOptions, RemoveContainerOptions,
+    RemoveImageOptions, RemoveVolumeOptions, StopContainerOptions, UploadToContainerOptions,
 };
 use futures_util::{StreamExt, TryStreamExt};
 use tokio::io::AsyncWriteExt;
 
 use super::{
-    ContainerInfo, ContainerSpec, ExecOutput, ImageConfig, Mount, Privileges, Provider,
-    ProviderError, Result,
+    ContainerInfo, ContainerSpec, ExecOutput, ImageConfig, Mount, NetworkInfo, NetworkSpec,
+    Privileges, Provider, ProviderError, Result,
 };
 
 /// A Docker (or Podman) engine, found the way the Docker CLI finds it: `DOCKER_HOST`, else the
@@ -139,11 +139,9 @@ fn host_config(spec: &ContainerSpec) -> HostConfig {
                 target: Some(target.clone()),
                 source: Some(name.clone()),
                 typ: Some(MountType::VOLUME),
+                // Volumes carry their container's labels, so that they are found with it.
                 volume_options: Some(MountVolumeOptions {
-                    labels: spec
-                        .labels
-                        .get(super::LABEL_MANAGED)
-                        .map(|v| HashMap::from([(super::LABEL_MANAGED.to_owned(), v.clone())])),
+                    labels: Some(to_hash(&spec.labels)),
                     ..Default::default()
                 }),
                 ..Default::default()
@@ -370,6 +368,87 @@ impl Provider for Docker {
             Err(err) if status_of(&err) == Some(404) => Ok(()),
             Err(err) => Err(engine(format!("remove container {container}"))(err)),
         }
+    }
+
+    async fn create_network(&self, spec: &NetworkSpec) -> Result<()> {
+        let config = spec
+            .subnets
+            .iter()
+            .map(|(subnet, gateway)| IpamConfig {
+                subnet: Some(subnet.clone()),
+                gateway: Some(gateway.clone()),
+                ..Default::default()
+            })
+            .collect();
+        let request = NetworkCreateRequest {
+            name: spec.name.clone(),
+            driver: Some("bridge".to_owned()),
+            enable_ipv6: Some(spec.subnets.iter().any(|(subnet, _)| subnet.contains(':'))),
+            ipam: Some(Ipam {
+                config: Some(config),
+                ..Default::default()
+            }),
+            labels: Some(to_hash(&spec.labels)),
+            ..Default::default()
+        };
+        match self.client.create_network(request).await {
+            Ok(_) => Ok(()),
+            Err(err) if status_of(&err) == Some(409) => Err(ProviderError::Conflict {
+                what: "network",
+                name: spec.name.clone(),
+            }),
+            Err(err) => Err(engine(format!("create network {}", spec.name))(err)),
+        }
+    }
+
+    async fn remove_network(&self, name: &str) -> Result<()> {
+        match self.client.remove_network(name).await {
+            Ok(()) => Ok(()),
+            Err(err) if status_of(&err) == Some(404) => Ok(()),
+            Err(err) => Err(engine(format!("remove network {name}"))(err)),
+        }
+    }
+
+    async fn networks(&self) -> Result<Vec<NetworkInfo>> {
+        let networks = self
+            .client
+            .list_networks(None::<ListNetworksOptions>)
+            .await
+            .map_err(engine("list networks"))?;
+        Ok(networks
+            .into_iter()
+            .map(|n| NetworkInfo {
+                name: n.name.unwrap_or_default(),
+                subnets: n
+                    .ipam
+                    .and_then(|ipam| ipam.config)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|c| c.subnet)
+                    .collect(),
+                labels: n.labels.unwrap_or_default().into_iter().collect(),
+            })
+            .collect())
+    }
+
+    async fn volumes(&self, labels: &BTreeMap<String, String>) -> Result<Vec<String>> {
+        let filter = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let options = ListVolumesOptions {
+            filters: Some(HashMap::from([("label".to_owned(), filter)])),
+        };
+        let listing = self
+            .client
+            .list_volumes(Some(options))
+            .await
+            .map_err(engine("list volumes"))?;
+        let mut names: Vec<String> = listing
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| v.name)
+            .collect();
+        names.sort();
+        Ok(names)
     }
 
     async fn remove_volume(&self, volume: &str) -> Result<()> {

@@ -172,6 +172,23 @@ pub struct ImageConfig {
     pub stop_signal: Option<String>,
 }
 
+/// A bridge network to create.
+#[derive(Debug, Clone, Default)]
+pub struct NetworkSpec {
+    pub name: String,
+    /// (subnet, gateway) pairs: one per address family.
+    pub subnets: Vec<(String, String)>,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A network as the engine reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetworkInfo {
+    pub name: String,
+    pub subnets: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+}
+
 /// The operations kdind needs from a container engine.
 pub trait Provider: Send + Sync {
     /// A human-readable name of the engine and its version, answered by the engine itself.
@@ -210,6 +227,21 @@ pub trait Provider: Send + Sync {
 
     /// Removes a container, running or not, with its anonymous volumes. Missing is not an error.
     fn remove(&self, container: &str) -> impl Future<Output = Result<()>> + Send;
+
+    /// Creates a bridge network. One that exists already is [`ProviderError::Conflict`].
+    fn create_network(&self, spec: &NetworkSpec) -> impl Future<Output = Result<()>> + Send;
+
+    /// Removes a network. Missing is not an error.
+    fn remove_network(&self, name: &str) -> impl Future<Output = Result<()>> + Send;
+
+    /// Every network of the engine, kdind's or not.
+    fn networks(&self) -> impl Future<Output = Result<Vec<NetworkInfo>>> + Send;
+
+    /// Names of the volumes that carry every one of these labels.
+    fn volumes(
+        &self,
+        labels: &BTreeMap<String, String>,
+    ) -> impl Future<Output = Result<Vec<String>>> + Send;
 
     /// Removes a named volume. Missing is not an error.
     fn remove_volume(&self, volume: &str) -> impl Future<Output = Result<()>> + Send;

@@ -1,0 +1,700 @@
+//! The verbs of a cluster's life: `up` (create or restore), `down`, `clean`.
+//!
+//! [`up`] reads as the list of actions that form a cluster; each action is a function below it.
+//! Every engine call goes through the provider, every command in a node through a node handle.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use futures_util::future::try_join_all;
+use k8s_openapi::jiff::Timestamp;
+
+use super::kubeadm_config::{self, InitOptions, JoinOptions};
+use super::naming::{ClusterName, LABEL_CLUSTER};
+use super::{cni, kubeconfig, wait};
+use crate::image::{self, KubeVersion};
+use crate::net::{AddressPlan, PlanInput};
+use crate::node::{self, LABEL_ROLE, Node, NodeError, NodeSpec};
+use crate::progress::{Progress, step};
+use crate::provider::{
+    Attachment, LABEL_MANAGED, Mount, NetworkSpec, Provider, ProviderError, PublishedPort,
+};
+
+/// Port the API server listens on inside the control-plane node.
+pub const APISERVER_PORT: u16 = 6443;
+
+/// Preflight checks that cannot pass in a container node and do not matter there.
+const IGNORED_PREFLIGHT: &[&str] = &[
+    // The kernel configuration check knows nothing of containers, and cgroup v1 is refused.
+    "SystemVerification",
+    "Swap",
+    "FileContent--proc-sys-net-bridge-bridge-nf-call-iptables",
+];
+
+/// Errors from a cluster's lifecycle.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClusterError {
+    #[error(transparent)]
+    Net(#[from] crate::net::NetError),
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    #[error(transparent)]
+    Config(#[from] kubeadm_config::ConfigError),
+    #[error(transparent)]
+    Kubeconfig(#[from] kubeconfig::KubeconfigError),
+    #[error(transparent)]
+    Wait(#[from] wait::WaitError),
+    #[error(
+        "node image {0:?} does not exist; build it with `kdind build node-image` or name another \
+         with DIND_IMAGE"
+    )]
+    MissingImage(String),
+    #[error("image {0:?} is not a kdind node image (it has no Kubernetes version label)")]
+    NotANodeImage(String),
+    #[error(
+        "the {what} {subnet} overlaps Docker network {network:?} ({other}); choose another with \
+         {variable}, or remove that network"
+    )]
+    SubnetTaken {
+        what: &'static str,
+        subnet: String,
+        network: String,
+        other: String,
+        variable: &'static str,
+    },
+    #[error("cluster {context} is only partly there ({found}); run `kdind clean` for it first")]
+    Partial { context: String, found: String },
+    #[error("no cluster {0} exists; make one with `kdind up`")]
+    NoCluster(String),
+    #[error("{failure}\n(cleaning up after it failed too: {cleanup})")]
+    CleanupFailed {
+        failure: Box<ClusterError>,
+        cleanup: Box<ClusterError>,
+    },
+}
+
+type Result<T, E = ClusterError> = std::result::Result<T, E>;
+
+/// Everything `up` needs to know.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    pub name: ClusterName,
+    pub image: String,
+    pub plan: PlanInput,
+    /// Host port for the API server on 127.0.0.1; `None` takes a free one.
+    pub apiserver_port: Option<u16>,
+    /// Keep what a failed `up` made, to look at it.
+    pub retain: bool,
+    /// Kubeconfig file to write the context into; `None` is `$KUBECONFIG` or ~/.kube/config.
+    pub kubeconfig: Option<PathBuf>,
+    /// How long to wait for nodes and CoreDNS.
+    pub wait: Duration,
+}
+
+impl ClusterOptions {
+    pub fn new(name: ClusterName, image: String) -> Self {
+        Self {
+            name,
+            image,
+            plan: PlanInput {
+                workers: 2,
+                ..Default::default()
+            },
+            apiserver_port: None,
+            retain: false,
+            kubeconfig: None,
+            wait: Duration::from_secs(300),
+        }
+    }
+
+    fn kubeconfig_path(&self) -> Result<PathBuf> {
+        match &self.kubeconfig {
+            Some(path) => Ok(path.clone()),
+            None => Ok(kubeconfig::default_path()?),
+        }
+    }
+}
+
+/// What `up` left running.
+#[derive(Debug, Clone)]
+pub struct Running {
+    pub context: String,
+    pub kubeconfig: PathBuf,
+    pub apiserver_port: u16,
+    pub nodes: Vec<wait::NodeState>,
+    /// True when the cluster was restored from a stopped state rather than formed anew.
+    pub restored: bool,
+}
+
+/// Brings a cluster up: forms it when none exists, restores it when it was stopped, and only
+/// reports when it runs already.
+///
+/// # Errors
+///
+/// Invalid options are refused before anything is made. A failure after that removes what was
+/// made, unless `retain` is set.
+pub async fn up<P: Provider>(
+    provider: &P,
+    options: &ClusterOptions,
+    progress: &dyn Progress,
+) -> Result<Running> {
+    let plan = AddressPlan::new(&options.plan)?;
+    let existing = provider.list(&cluster_labels(&options.name)).await?;
+    if !existing.is_empty() {
+        return restore(provider, options, &plan, progress).await;
+    }
+
+    let version = node_image_version(provider, &options.image).await?;
+    check_subnets_free(provider, &plan).await?;
+
+    let result = create(provider, options, &plan, &version, progress).await;
+    match result {
+        Ok(running) => Ok(running),
+        Err(failure) if options.retain => Err(failure),
+        Err(failure) => match remove_everything(provider, options).await {
+            Ok(()) => Err(failure),
+            Err(cleanup) => Err(ClusterError::CleanupFailed {
+                failure: Box::new(failure),
+                cleanup: Box::new(cleanup),
+            }),
+        },
+    }
+}
+
+async fn create<P: Provider>(
+    provider: &P,
+    options: &ClusterOptions,
+    plan: &AddressPlan,
+    version: &KubeVersion,
+    progress: &dyn Progress,
+) -> Result<Running> {
+    let name = &options.name;
+    let network = name.network();
+    let node_names: Vec<String> = (0..plan.node_count()).map(|i| name.node(i)).collect();
+    let token = kubeadm_config::token();
+
+    // The network the nodes share.
+    let subnet = plan.primary().management;
+    step(
+        progress,
+        &format!("Creating network {network} ({subnet})"),
+        async {
+            let subnets = plan
+                .families
+                .iter()
+                .map(|f| (f.management.to_string(), f.gateway.to_string()))
+                .collect();
+            let spec = NetworkSpec {
+                name: network.clone(),
+                subnets,
+                labels: cluster_labels(name),
+            };
+            provider.create_network(&spec).await
+        },
+    )
+    .await?;
+
+    // The node containers, all at once.
+    let nodes = step(
+        progress,
+        &format!("Starting nodes {}", node_names.join(", ")),
+        async {
+            let specs: Vec<NodeSpec> = (0..plan.node_count())
+                .map(|i| node_spec(options, plan, i))
+                .collect();
+            let nodes = try_join_all(specs.iter().map(|spec| node::start(provider, spec))).await?;
+            try_join_all(nodes.iter().map(wait_for_systemd)).await?;
+            Ok::<_, ClusterError>(nodes)
+        },
+    )
+    .await?;
+    let (control_plane, workers) = nodes.split_first().expect("a plan has a control plane");
+
+    // Pod network plumbing: bridge configuration, routes between nodes, masquerading.
+    step(progress, "Connecting the pod network", async {
+        try_join_all(
+            nodes
+                .iter()
+                .enumerate()
+                .map(|(i, n)| configure_pod_network(n, plan, i as u32)),
+        )
+        .await
+    })
+    .await?;
+
+    // The control plane.
+    step(
+        progress,
+        &format!("Running kubeadm init on {}", control_plane.name()),
+        async {
+            let mut init = InitOptions::new(
+                version.clone(),
+                plan,
+                "kubernetes",
+                control_plane.name(),
+                &token,
+            );
+            init.ignore_preflight_errors =
+                IGNORED_PREFLIGHT.iter().map(|s| (*s).to_owned()).collect();
+            init.resolv_conf = RESOLV_CONF.to_owned();
+            let config = kubeadm_config::init_config(&init)?;
+            tracing::debug!(target: "kdind::config", "kubeadm init configuration:\n{config}");
+            control_plane
+                .write_file(KUBEADM_CONFIG, config.as_bytes(), 0o600)
+                .await?;
+            control_plane
+                .exec(&[
+                    "kubeadm",
+                    "init",
+                    "--config",
+                    KUBEADM_CONFIG,
+                    "--skip-token-print",
+                    "--v=1",
+                ])
+                .await?;
+            Ok::<_, ClusterError>(())
+        },
+    )
+    .await?;
+
+    // The workers, all at once.
+    if !workers.is_empty() {
+        step(
+            progress,
+            &format!("Joining {} worker nodes", workers.len()),
+            async {
+                try_join_all(workers.iter().enumerate().map(|(i, worker)| {
+                    let mut join = JoinOptions::new(
+                        version.clone(),
+                        plan,
+                        i as u32 + 1,
+                        worker.name(),
+                        &token,
+                    );
+                    join.ignore_preflight_errors =
+                        IGNORED_PREFLIGHT.iter().map(|s| (*s).to_owned()).collect();
+                    async move {
+                        let config = kubeadm_config::join_config(&join)?;
+                        worker
+                            .write_file(KUBEADM_CONFIG, config.as_bytes(), 0o600)
+                            .await?;
+                        worker
+                            .exec(&["kubeadm", "join", "--config", KUBEADM_CONFIG, "--v=1"])
+                            .await?;
+                        Ok::<_, ClusterError>(())
+                    }
+                }))
+                .await
+            },
+        )
+        .await?;
+    }
+
+    // The user's kubeconfig, then the wait until the cluster works.
+    let (kubeconfig_path, port, admin) = step(
+        progress,
+        &format!("Writing kubeconfig context {}", name.context()),
+        async { export_kubeconfig(provider, options, control_plane).await },
+    )
+    .await?;
+    let nodes = wait_until_ready(&admin, plan, None, options.wait, progress).await?;
+
+    Ok(Running {
+        context: name.context(),
+        kubeconfig: kubeconfig_path,
+        apiserver_port: port,
+        nodes,
+        restored: false,
+    })
+}
+
+/// Where kdind keeps a node's kubeadm configuration.
+const KUBEADM_CONFIG: &str = "/etc/kdind/kubeadm.yaml";
+/// The resolver configuration pods get from the kubelet (see [`configure_pod_network`]).
+const RESOLV_CONF: &str = "/etc/kdind/resolv.conf";
+
+/// Starts the stopped nodes of a cluster again and waits until it works.
+async fn restore<P: Provider>(
+    provider: &P,
+    options: &ClusterOptions,
+    plan: &AddressPlan,
+    progress: &dyn Progress,
+) -> Result<Running> {
+    let name = &options.name;
+    let containers = provider.list(&cluster_labels(name)).await?;
+    let expected: Vec<String> = (0..plan.node_count()).map(|i| name.node(i)).collect();
+    let found: Vec<String> = containers.iter().map(|c| c.name.clone()).collect();
+    if expected.iter().any(|n| !found.contains(n)) {
+        return Err(ClusterError::Partial {
+            context: name.context(),
+            found: found.join(", "),
+        });
+    }
+
+    let since = Timestamp::now();
+    let stopped: Vec<&str> = containers
+        .iter()
+        .filter(|c| !c.running)
+        .map(|c| c.name.as_str())
+        .collect();
+    if !stopped.is_empty() {
+        step(
+            progress,
+            &format!("Starting nodes {}", stopped.join(", ")),
+            async {
+                try_join_all(stopped.iter().map(|n| provider.start(n))).await?;
+                let nodes: Vec<Node<'_, P>> =
+                    stopped.iter().map(|n| Node::attach(provider, n)).collect();
+                try_join_all(nodes.iter().map(wait_for_systemd)).await?;
+                Ok::<_, ClusterError>(())
+            },
+        )
+        .await?;
+    }
+
+    let control_plane = Node::attach(provider, &name.control_plane());
+    let (kubeconfig_path, port, admin) = step(
+        progress,
+        &format!("Writing kubeconfig context {}", name.context()),
+        async { export_kubeconfig(provider, options, &control_plane).await },
+    )
+    .await?;
+    // Nodes that ran all along need no fresh report.
+    let since = (!stopped.is_empty()).then_some(since);
+    let nodes = wait_until_ready(&admin, plan, since, options.wait, progress).await?;
+    Ok(Running {
+        context: name.context(),
+        kubeconfig: kubeconfig_path,
+        apiserver_port: port,
+        nodes,
+        restored: true,
+    })
+}
+
+/// Stops every node of a cluster, keeping all its state for the next `up`.
+pub async fn down<P: Provider>(
+    provider: &P,
+    name: &ClusterName,
+    progress: &dyn Progress,
+) -> Result<Vec<String>> {
+    let containers = provider.list(&cluster_labels(name)).await?;
+    if containers.is_empty() {
+        return Err(ClusterError::NoCluster(name.context()));
+    }
+    let names: Vec<String> = containers.iter().map(|c| c.name.clone()).collect();
+    step(
+        progress,
+        &format!("Stopping nodes {}", names.join(", ")),
+        async { try_join_all(containers.iter().map(|c| provider.stop(&c.name, 60))).await },
+    )
+    .await?;
+    Ok(names)
+}
+
+/// Removes every trace of a cluster: nodes, their volumes, the network and the kubeconfig
+/// entries. Nothing to remove is not an error.
+pub async fn clean<P: Provider>(
+    provider: &P,
+    name: &ClusterName,
+    kubeconfig_file: Option<PathBuf>,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let mut options = ClusterOptions::new(name.clone(), String::new());
+    options.kubeconfig = kubeconfig_file;
+    step(
+        progress,
+        &format!("Removing cluster {}", name.context()),
+        async { remove_everything(provider, &options).await },
+    )
+    .await
+}
+
+async fn remove_everything<P: Provider>(provider: &P, options: &ClusterOptions) -> Result<()> {
+    let labels = cluster_labels(&options.name);
+    let containers = provider.list(&labels).await?;
+    try_join_all(containers.iter().map(|c| provider.remove(&c.name))).await?;
+    for volume in provider.volumes(&labels).await? {
+        provider.remove_volume(&volume).await?;
+    }
+    provider.remove_network(&options.name.network()).await?;
+    let path = options.kubeconfig_path()?;
+    kubeconfig::remove_context(&path, &options.name.context())?;
+    Ok(())
+}
+
+/// Labels that mark the resources of one cluster.
+pub fn cluster_labels(name: &ClusterName) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (LABEL_MANAGED.to_owned(), "true".to_owned()),
+        (LABEL_CLUSTER.to_owned(), name.context()),
+    ])
+}
+
+fn node_spec(options: &ClusterOptions, plan: &AddressPlan, index: u32) -> NodeSpec {
+    let container = options.name.node(index);
+    let mut labels = cluster_labels(&options.name);
+    let role = if index == 0 {
+        "control-plane"
+    } else {
+        "worker"
+    };
+    labels.insert(LABEL_ROLE.to_owned(), role.to_owned());
+
+    let ips = plan.node_ips(index);
+    let attachment = Attachment {
+        network: options.name.network(),
+        ipv4: ips.iter().find(|ip| ip.is_ipv4()).map(|ip| ip.to_string()),
+        ipv6: ips.iter().find(|ip| ip.is_ipv6()).map(|ip| ip.to_string()),
+        aliases: Vec::new(),
+    };
+    let ports = if index == 0 {
+        vec![PublishedPort {
+            host_ip: "127.0.0.1".into(),
+            host_port: options.apiserver_port.unwrap_or(0),
+            container_port: APISERVER_PORT,
+        }]
+    } else {
+        Vec::new()
+    };
+    NodeSpec {
+        name: container.clone(),
+        hostname: container.clone(),
+        image: options.image.clone(),
+        labels,
+        var_volume: ClusterName::var_volume(&container),
+        extra_mounts: vec![Mount::Volume {
+            name: ClusterName::etc_volume(&container),
+            target: "/etc/kubernetes".into(),
+        }],
+        attachment: Some(attachment),
+        ports,
+        cmd: Vec::new(),
+    }
+}
+
+async fn wait_for_systemd<P: Provider>(node: &Node<'_, P>) -> Result<()> {
+    let output = tokio::time::timeout(
+        Duration::from_secs(120),
+        node.exec_output(&["systemctl", "is-system-running", "--wait"]),
+    )
+    .await;
+    let state = match output {
+        Ok(output) => output?.stdout_text().trim().to_owned(),
+        Err(_) => "still starting after 120 s".to_owned(),
+    };
+    if state == "running" {
+        return Ok(());
+    }
+    let failed = node
+        .exec_output(&["systemctl", "--failed", "--no-legend"])
+        .await?;
+    Err(NodeError::Command {
+        node: node.name().to_owned(),
+        command: "systemctl is-system-running --wait".into(),
+        code: 1,
+        output: format!("systemd is {state}; failed units:\n{}", failed.combined()),
+    }
+    .into())
+}
+
+/// Writes the bridge configuration and the routes and rules every boot applies, then applies
+/// them now.
+///
+/// Pods get a resolver file naming their node: on a user-defined Docker network the node's own
+/// `/etc/resolv.conf` names the engine's resolver at 127.0.0.11, which only the node itself can
+/// reach. Nothing answers DNS on the node's address, so names outside the cluster fail at once
+/// instead of reaching past the machine; cluster names are CoreDNS's and work as usual.
+async fn configure_pod_network<P: Provider>(
+    node: &Node<'_, P>,
+    plan: &AddressPlan,
+    index: u32,
+) -> Result<()> {
+    let conflist = cni::conflist(&plan.node_pod_subnets(index));
+    node.write_file(
+        &format!("{}/{}", cni::CONFIG_DIR, cni::CONFLIST_NAME),
+        conflist.as_bytes(),
+        0o644,
+    )
+    .await?;
+
+    let mut script = String::from(
+        "#!/bin/bash\n# Written by kdind: this node's pod network routes and rules.\nset -e\n",
+    );
+    for route in cni::routes(plan, index) {
+        script.push_str(&shell_line(&route));
+    }
+    for rule in cni::masquerade_rules(plan) {
+        script.push_str(&format!(
+            "{} || {}",
+            shell_line(&rule.check()).trim_end(),
+            shell_line(&rule.append())
+        ));
+    }
+    node.write_file("/etc/kdind/network.sh", script.as_bytes(), 0o755)
+        .await?;
+    node.exec(&["systemctl", "restart", "kdind-network.service"])
+        .await?;
+
+    let resolvers: String = plan
+        .node_ips(index)
+        .iter()
+        .map(|ip| format!("nameserver {ip}\n"))
+        .collect();
+    node.write_file(RESOLV_CONF, resolvers.as_bytes(), 0o644)
+        .await?;
+    Ok(())
+}
+
+/// One shell command line, each word quoted.
+fn shell_line(words: &[String]) -> String {
+    let quoted: Vec<String> = words
+        .iter()
+        .map(|w| format!("'{}'", w.replace('\'', r"'\''")))
+        .collect();
+    format!("{}\n", quoted.join(" "))
+}
+
+/// Reads the admin kubeconfig from the control plane and merges it into the user's file, with
+/// the server at the port the engine published. Returns the file, the port and a kubeconfig
+/// for kdind's own client.
+async fn export_kubeconfig<P: Provider>(
+    provider: &P,
+    options: &ClusterOptions,
+    control_plane: &Node<'_, P>,
+) -> Result<(PathBuf, u16, String)> {
+    let info = provider.inspect(control_plane.name()).await?;
+    let port = *info
+        .ports
+        .get(&APISERVER_PORT)
+        .ok_or_else(|| ProviderError::Failed {
+            action: format!("find the API server port of {}", control_plane.name()),
+            message: "the engine published no port for 6443".into(),
+        })?;
+    let admin = control_plane
+        .exec(&["cat", "/etc/kubernetes/admin.conf"])
+        .await?;
+    let server = kubeconfig::local_server(port);
+    let path = options.kubeconfig_path()?;
+    kubeconfig::merge(&path, &admin, &options.name.context(), &server)?;
+
+    let local = admin_with_server(&admin, &server);
+    Ok((path, port, local))
+}
+
+/// The admin kubeconfig with its server line pointing at `server`.
+fn admin_with_server(admin: &str, server: &str) -> String {
+    admin
+        .lines()
+        .map(|line| match line.trim_start().strip_prefix("server: ") {
+            Some(_) => {
+                let indent = &line[..line.len() - line.trim_start().len()];
+                format!("{indent}server: {server}")
+            }
+            None => line.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+async fn wait_until_ready(
+    admin: &str,
+    plan: &AddressPlan,
+    since: Option<Timestamp>,
+    timeout: Duration,
+    progress: &dyn Progress,
+) -> Result<Vec<wait::NodeState>> {
+    let client = wait::client(admin).await?;
+    let expected = plan.node_count() as usize;
+    let nodes = step(
+        progress,
+        &format!("Waiting for {expected} nodes to be Ready"),
+        async { wait::nodes_ready(&client, expected, since, timeout).await },
+    )
+    .await?;
+    step(progress, "Waiting for CoreDNS", async {
+        wait::deployment_available(&client, "kube-system", "coredns", timeout).await
+    })
+    .await?;
+    Ok(nodes)
+}
+
+/// The Kubernetes version of a node image, from its label; refuses images that are missing or
+/// not kdind's.
+async fn node_image_version<P: Provider>(provider: &P, image: &str) -> Result<KubeVersion> {
+    let labels = provider
+        .image_labels(image)
+        .await?
+        .ok_or_else(|| ClusterError::MissingImage(image.to_owned()))?;
+    labels
+        .get(image::LABEL_KUBE_VERSION)
+        .and_then(|v| KubeVersion::parse(v))
+        .ok_or_else(|| ClusterError::NotANodeImage(image.to_owned()))
+}
+
+/// Refuses a management network that overlaps a network the engine already has.
+async fn check_subnets_free<P: Provider>(provider: &P, plan: &AddressPlan) -> Result<()> {
+    let networks = provider.networks().await?;
+    for family in &plan.families {
+        for network in &networks {
+            for subnet in &network.subnets {
+                let Ok(other) = crate::net::Cidr::parse(subnet) else {
+                    continue;
+                };
+                if other.overlaps(&family.management) {
+                    return Err(ClusterError::SubnetTaken {
+                        what: "management network",
+                        subnet: family.management.to_string(),
+                        network: network.name.clone(),
+                        other: subnet.clone(),
+                        variable: "MGMT_CIDRS or CLUSTER_ID",
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admin_kubeconfig_is_pointed_at_the_published_port() {
+        let admin = "clusters:\n- cluster:\n    certificate-authority-data: X\n    server: https://10.192.0.2:6443\n  name: kubernetes\n";
+        let local = admin_with_server(admin, "https://127.0.0.1:40000");
+        assert!(local.contains("    server: https://127.0.0.1:40000"));
+        assert!(!local.contains("10.192.0.2"));
+    }
+
+    #[test]
+    fn shell_lines_quote_every_word() {
+        let words = vec![
+            "iptables".to_owned(),
+            "--comment".to_owned(),
+            "it's".to_owned(),
+        ];
+        assert_eq!(shell_line(&words), "'iptables' '--comment' 'it'\\''s'\n");
+    }
+
+    #[test]
+    fn control_plane_publishes_the_api_server_on_loopback_only() {
+        let mut options = ClusterOptions::new(ClusterName::default(), "kdind/node:v1.37.2".into());
+        options.apiserver_port = Some(8443);
+        let plan = AddressPlan::new(&options.plan).unwrap();
+        let master = node_spec(&options, &plan, 0);
+        assert_eq!(master.name, "kube-master");
+        assert_eq!(master.ports[0].host_ip, "127.0.0.1");
+        assert_eq!(master.ports[0].host_port, 8443);
+        let worker = node_spec(&options, &plan, 2);
+        assert_eq!(worker.name, "kube-node-2");
+        assert!(worker.ports.is_empty());
+        let attachment = worker.attachment.unwrap();
+        assert_eq!(attachment.ipv4.as_deref(), Some("10.192.0.4"));
+        assert_eq!(attachment.network, "kubeadm-dind-net");
+    }
+}

@@ -1,0 +1,175 @@
+//! Waiting on the cluster through its API (kube-rs): nodes Ready, deployments available.
+//!
+//! Each wait polls one condition until it holds or the caller's deadline passes; a timeout says
+//! what was last seen, which is usually the first clue to what went wrong.
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, ListParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use tokio::time::Instant;
+
+/// Errors from waiting on a cluster.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WaitError {
+    #[error("failed to read the cluster's kubeconfig")]
+    Kubeconfig(#[source] kube::config::KubeconfigError),
+    #[error("failed to make a Kubernetes client")]
+    Client(#[source] kube::Error),
+    #[error("timed out after {secs} s waiting for {what}; last seen: {last}")]
+    Timeout {
+        what: String,
+        secs: u64,
+        last: String,
+    },
+}
+
+/// A client for the cluster that an admin kubeconfig describes.
+pub async fn client(kubeconfig_yaml: &str) -> Result<kube::Client, WaitError> {
+    let kubeconfig = Kubeconfig::from_yaml(kubeconfig_yaml).map_err(WaitError::Kubeconfig)?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .map_err(WaitError::Kubeconfig)?;
+    kube::Client::try_from(config).map_err(WaitError::Client)
+}
+
+/// One node's name and whether its kubelet reports Ready.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeState {
+    pub name: String,
+    pub ready: bool,
+}
+
+/// Whether a node is Ready, counting only reports newer than `since` when given (a restored
+/// cluster still shows the Ready status it had when it stopped).
+fn node_ready(node: &Node, since: Option<Timestamp>) -> bool {
+    let conditions = node.status.as_ref().and_then(|s| s.conditions.as_ref());
+    conditions.into_iter().flatten().any(|c| {
+        c.type_ == "Ready"
+            && c.status == "True"
+            && since
+                .is_none_or(|since| c.last_heartbeat_time.as_ref().is_some_and(|t| t.0 >= since))
+    })
+}
+
+/// Waits until exactly `expected` nodes are registered and every one is Ready.
+pub async fn nodes_ready(
+    client: &kube::Client,
+    expected: usize,
+    since: Option<Timestamp>,
+    timeout: Duration,
+) -> Result<Vec<NodeState>, WaitError> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let deadline = Instant::now() + timeout;
+    let mut last;
+    loop {
+        match nodes.list(&ListParams::default()).await {
+            Ok(list) => {
+                let states: Vec<NodeState> = list
+                    .items
+                    .iter()
+                    .map(|n| NodeState {
+                        name: n.metadata.name.clone().unwrap_or_default(),
+                        ready: node_ready(n, since),
+                    })
+                    .collect();
+                if states.len() == expected && states.iter().all(|s| s.ready) {
+                    return Ok(states);
+                }
+                last = describe_nodes(&states);
+            }
+            Err(err) => last = err.to_string(),
+        }
+        if Instant::now() >= deadline {
+            return Err(WaitError::Timeout {
+                what: format!("{expected} Ready nodes"),
+                secs: timeout.as_secs(),
+                last,
+            });
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+fn describe_nodes(states: &[NodeState]) -> String {
+    if states.is_empty() {
+        return "no nodes".to_owned();
+    }
+    let parts: Vec<String> = states
+        .iter()
+        .map(|s| format!("{} {}", s.name, if s.ready { "Ready" } else { "NotReady" }))
+        .collect();
+    parts.join(", ")
+}
+
+/// Waits until a deployment has all its replicas updated and available.
+pub async fn deployment_available(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    timeout: Duration,
+) -> Result<(), WaitError> {
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let deadline = Instant::now() + timeout;
+    let mut last;
+    loop {
+        match deployments.get_opt(name).await {
+            Ok(Some(deployment)) => {
+                let wanted = deployment.spec.replicas.unwrap_or(1);
+                let status = deployment.status.unwrap_or_default();
+                let available = status.available_replicas.unwrap_or(0);
+                let updated = status.updated_replicas.unwrap_or(0);
+                if available >= wanted && updated >= wanted {
+                    return Ok(());
+                }
+                last = format!("{available}/{wanted} available, {updated} updated");
+            }
+            Ok(None) => last = "not created yet".to_owned(),
+            Err(err) => last = err.to_string(),
+        }
+        if Instant::now() >= deadline {
+            return Err(WaitError::Timeout {
+                what: format!("deployment {namespace}/{name}"),
+                secs: timeout.as_secs(),
+                last,
+            });
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::{NodeCondition, NodeStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    use super::*;
+
+    fn node(status: &str, heartbeat: i64) -> Node {
+        Node {
+            status: Some(NodeStatus {
+                conditions: Some(vec![NodeCondition {
+                    type_: "Ready".into(),
+                    status: status.into(),
+                    last_heartbeat_time: Some(Time(Timestamp::from_second(heartbeat).unwrap())),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn readiness_can_require_a_fresh_report() {
+        let since = Timestamp::from_second(1_000).unwrap();
+        assert!(node_ready(&node("True", 900), None));
+        assert!(!node_ready(&node("True", 900), Some(since)), "stale report");
+        assert!(node_ready(&node("True", 1_100), Some(since)));
+        assert!(!node_ready(&node("False", 1_100), Some(since)));
+    }
+}
