@@ -477,21 +477,22 @@ fn node_spec(options: &ClusterOptions, plan: &AddressPlan, index: u32) -> NodeSp
 }
 
 async fn wait_for_systemd<P: Provider>(node: &Node<'_, P>) -> Result<()> {
-    let output = tokio::time::timeout(
-        Duration::from_secs(120),
-        node.exec_output(&["systemctl", "is-system-running", "--wait"]),
-    )
-    .await;
-    let state = match output {
-        Ok(output) => output?.stdout_text().trim().to_owned(),
-        Err(_) => "still starting after 120 s".to_owned(),
-    };
-    if state == "running" {
-        return Ok(());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    let mut state = String::new();
+    while tokio::time::Instant::now() < deadline {
+        // Until the entrypoint hands over to systemd, systemctl answers "offline" at once.
+        let wait = node.exec_output(&["systemctl", "is-system-running", "--wait"]);
+        state = match tokio::time::timeout_at(deadline, wait).await {
+            Ok(output) => output?.stdout_text().trim().to_owned(),
+            Err(_) => "still starting after 120 s".to_owned(),
+        };
+        match state.as_str() {
+            "running" => return Ok(()),
+            "offline" | "" => tokio::time::sleep(Duration::from_millis(200)).await,
+            _ => break,
+        }
     }
-    let failed = node
-        .exec_output(&["systemctl", "--failed", "--no-legend"])
-        .await?;
+    let failed = node.exec_output(&["systemctl", "--failed", "--no-legend"]).await?;
     Err(NodeError::Command {
         node: node.name().to_owned(),
         command: "systemctl is-system-running --wait".into(),

@@ -115,6 +115,7 @@ async fn fill_and_commit<P: Provider>(
         "enable",
         "containerd.service",
         "kubelet.service",
+        "kdind-network.service",
     ])
     .await?;
 
