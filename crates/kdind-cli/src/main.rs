@@ -29,8 +29,10 @@ struct Cli {
 fn init_tracing(verbose: u8, quiet: bool) {
     let level = match (quiet, verbose) {
         (true, _) => "error",
-        (false, 0) => "warn",
-        (false, 1) => "kdind=info,warn",
+        // kube-rs reports every refused connection while the API server starts; the waits
+        // that retry them say what matters.
+        (false, 0) => "warn,kube_client=off",
+        (false, 1) => "kdind=info,warn,kube_client=off",
         (false, 2) => "kdind=debug,info",
         (false, _) => "trace,hyper=info,h2=info,tower=info",
     };

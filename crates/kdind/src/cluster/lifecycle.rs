@@ -492,7 +492,9 @@ async fn wait_for_systemd<P: Provider>(node: &Node<'_, P>) -> Result<()> {
             _ => break,
         }
     }
-    let failed = node.exec_output(&["systemctl", "--failed", "--no-legend"]).await?;
+    let failed = node
+        .exec_output(&["systemctl", "--failed", "--no-legend"])
+        .await?;
     Err(NodeError::Command {
         node: node.name().to_owned(),
         command: "systemctl is-system-running --wait".into(),
@@ -617,7 +619,8 @@ async fn wait_until_ready(
     )
     .await?;
     step(progress, "Waiting for CoreDNS", async {
-        wait::deployment_available(&client, "kube-system", "coredns", timeout).await
+        wait::deployment_available(&client, "kube-system", "coredns", timeout).await?;
+        wait::pods_ready(&client, "kube-system", "k8s-app=kube-dns", since, timeout).await
     })
     .await?;
     Ok(nodes)

@@ -7,5 +7,6 @@ pub mod cni;
 pub mod kubeadm_config;
 pub mod kubeconfig;
 pub mod lifecycle;
+pub mod load;
 pub mod naming;
 pub mod wait;

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -134,6 +134,54 @@ pub async fn deployment_available(
         if Instant::now() >= deadline {
             return Err(WaitError::Timeout {
                 what: format!("deployment {namespace}/{name}"),
+                secs: timeout.as_secs(),
+                last,
+            });
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Whether a pod is Ready, counting only a readiness reached after `since` when given.
+fn pod_ready(pod: &Pod, since: Option<Timestamp>) -> bool {
+    let conditions = pod.status.as_ref().and_then(|s| s.conditions.as_ref());
+    conditions.into_iter().flatten().any(|c| {
+        c.type_ == "Ready"
+            && c.status == "True"
+            && since.is_none_or(|since| {
+                c.last_transition_time
+                    .as_ref()
+                    .is_some_and(|t| t.0 >= since)
+            })
+    })
+}
+
+/// Waits until at least one pod matches `selector` and every matching pod is Ready (freshly,
+/// after `since`, when given).
+pub async fn pods_ready(
+    client: &kube::Client,
+    namespace: &str,
+    selector: &str,
+    since: Option<Timestamp>,
+    timeout: Duration,
+) -> Result<(), WaitError> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let deadline = Instant::now() + timeout;
+    let mut last;
+    loop {
+        match pods.list(&ListParams::default().labels(selector)).await {
+            Ok(list) => {
+                let ready = list.items.iter().filter(|p| pod_ready(p, since)).count();
+                if ready > 0 && ready == list.items.len() {
+                    return Ok(());
+                }
+                last = format!("{ready}/{} pods Ready", list.items.len());
+            }
+            Err(err) => last = err.to_string(),
+        }
+        if Instant::now() >= deadline {
+            return Err(WaitError::Timeout {
+                what: format!("pods {selector} in {namespace}"),
                 secs: timeout.as_secs(),
                 last,
             });

@@ -117,6 +117,8 @@ pub struct BuiltImage {
     pub name: String,
     pub key: String,
     pub images: ImageSet,
+    /// Directory holding the built Kubernetes commands (kubectl among them), for the host.
+    pub kubernetes_bin: PathBuf,
     /// True when an image with the same key already existed and nothing was built.
     pub reused: bool,
 }
@@ -253,13 +255,14 @@ pub async fn build_node_image<P: Provider>(
                 name,
                 key,
                 images,
+                kubernetes_bin: kube_bin,
                 reused: true,
             });
         }
     }
 
     let binaries = assemble::Binaries {
-        kubernetes: kube_bin,
+        kubernetes: kube_bin.clone(),
         etcd: etcd_bin,
         coredns: coredns_bin,
         crictl: crictl_bin,
@@ -288,6 +291,7 @@ pub async fn build_node_image<P: Provider>(
         name,
         key,
         images,
+        kubernetes_bin: kube_bin,
         reused: false,
     })
 }

@@ -306,7 +306,10 @@ impl Provider for Docker {
             stop_signal: spec.stop_signal.clone(),
             // Bindings alone publish nothing on some engines: the port must be exposed too.
             exposed_ports: (!spec.ports.is_empty()).then(|| {
-                spec.ports.iter().map(|p| format!("{}/tcp", p.container_port)).collect()
+                spec.ports
+                    .iter()
+                    .map(|p| format!("{}/tcp", p.container_port))
+                    .collect()
             }),
             host_config: Some(host_config(spec)),
             networking_config,

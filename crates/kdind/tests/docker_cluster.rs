@@ -1,0 +1,274 @@
+//! `kdind up` end to end on the real engine: a default cluster of three nodes, pods talking
+//! across nodes and through a Service name, kubectl from the host, `down` and a restore, and
+//! `clean` leaving nothing behind.
+//!
+//! Needs a running Docker engine (`scripts/start-docker` starts one) and `/bin/busybox`
+//! (Debian's busybox-static), which the test pods run.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use kdind::cluster::lifecycle::{self, ClusterOptions, cluster_labels};
+use kdind::cluster::load;
+use kdind::cluster::naming::ClusterName;
+use kdind::image::oci::{self, Entry, Image};
+use kdind::image::{self, BuildOptions, KubeVersion};
+use kdind::progress::Silent;
+use kdind::provider::{Docker, Provider};
+
+const TEST_IMAGE: &str = "kdind.test/busybox:1";
+
+async fn engine() -> Docker {
+    match Docker::connect().await {
+        Ok(docker) => docker,
+        Err(err) => panic!("these tests need a Docker engine: {err}"),
+    }
+}
+
+/// kubectl from the Kubernetes build, pointed at the test's kubeconfig and context.
+struct Kubectl {
+    binary: PathBuf,
+    kubeconfig: PathBuf,
+    context: String,
+}
+
+impl Kubectl {
+    fn run(&self, args: &[&str]) -> Result<String, String> {
+        let output = Command::new(&self.binary)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--context")
+            .arg(&self.context)
+            .args(args)
+            .output()
+            .expect("kubectl runs");
+        if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        } else {
+            Err(format!(
+                "kubectl {}: {}{}",
+                args.join(" "),
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            ))
+        }
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        self.run(args).unwrap_or_else(|err| panic!("{err}"))
+    }
+
+    /// Retries `args` until it succeeds; panics with the last failure after `timeout`.
+    fn eventually(&self, args: &[&str], timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.run(args) {
+                Ok(out) => return out,
+                Err(err) if Instant::now() >= deadline => panic!("{err}"),
+                Err(_) => std::thread::sleep(Duration::from_secs(2)),
+            }
+        }
+    }
+}
+
+/// An image holding a static busybox, written as an OCI archive.
+fn busybox_archive(dir: &Path) -> PathBuf {
+    let busybox = Path::new("/bin/busybox");
+    assert!(
+        busybox.is_file(),
+        "/bin/busybox is missing: install Debian's busybox-static"
+    );
+    let image = Image {
+        reference: TEST_IMAGE.into(),
+        layers: vec![vec![Entry::File {
+            path: "/bin/busybox".into(),
+            source: busybox.to_owned(),
+            mode: 0o755,
+        }]],
+        entrypoint: vec!["/bin/busybox".into()],
+        env: vec!["PATH=/bin".into()],
+    };
+    let path = dir.join("busybox.tar");
+    oci::write_archive(&image, &path).unwrap();
+    path
+}
+
+fn pod_manifest(name: &str, node: &str) -> String {
+    format!(
+        r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"{name}","labels":{{"app":"{name}"}}}},
+"spec":{{"nodeName":"{node}","terminationGracePeriodSeconds":1,
+"tolerations":[{{"operator":"Exists"}}],
+"containers":[{{"name":"web","image":"{TEST_IMAGE}","imagePullPolicy":"Never",
+"command":["/bin/busybox","sh","-c","mkdir -p /www && echo {name} > /www/index.html && exec /bin/busybox httpd -f -p 8080 -h /www"],
+"ports":[{{"containerPort":8080}}]}}]}}}}"#
+    )
+}
+
+/// Asks pod `from` for the page its web server at `host` serves. A plain HTTP request through
+/// nc: busybox's own wget, linked statically against glibc, crashes resolving addresses here.
+fn fetch(kubectl: &Kubectl, from: &str, host: &str) -> Result<String, String> {
+    let script = format!(
+        "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | /bin/busybox nc -w 5 {host} 8080 | /bin/busybox tail -n 1"
+    );
+    let out = kubectl.run(&["exec", from, "--", "/bin/busybox", "sh", "-c", &script])?;
+    Ok(out.trim().to_owned())
+}
+
+fn pod_ips(kubectl: &Kubectl, pods: &[&str]) -> Vec<String> {
+    pods.iter()
+        .map(|pod| kubectl.ok(&["get", "pod", pod, "-o", "jsonpath={.status.podIP}"]))
+        .collect()
+}
+
+/// Every pod reaches every other pod by its IP.
+fn check_mesh(kubectl: &Kubectl, pods: &[&str]) {
+    let ips = pod_ips(kubectl, pods);
+    for from in pods {
+        for (to, ip) in pods.iter().zip(&ips) {
+            if from == to {
+                continue;
+            }
+            let answer = fetch(kubectl, from, ip);
+            assert_eq!(answer.as_deref(), Ok(*to), "{from} -> {to} ({ip})");
+        }
+    }
+}
+
+fn wait_pods_running(kubectl: &Kubectl, pods: &[&str]) {
+    for pod in pods {
+        kubectl.eventually(
+            &[
+                "wait",
+                "--for=condition=Ready",
+                &format!("pod/{pod}"),
+                "--timeout=5s",
+            ],
+            Duration::from_secs(120),
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn docker_cluster_up_down_restore_clean() {
+    let docker = engine().await;
+    let version = KubeVersion::parse(image::DEFAULT_KUBE_VERSION).unwrap();
+    let built = image::build_node_image(&docker, &BuildOptions::new(version), &Silent)
+        .await
+        .unwrap_or_else(|err| panic!("node image build failed: {err:#?}"));
+
+    let scratch = tempfile::tempdir().unwrap();
+    let kubeconfig = scratch.path().join("kube").join("config");
+    // Another context in the file must come through untouched.
+    std::fs::create_dir_all(kubeconfig.parent().unwrap()).unwrap();
+    std::fs::write(&kubeconfig, OTHER_KUBECONFIG).unwrap();
+
+    let name = ClusterName::default();
+    let mut options = ClusterOptions::new(name.clone(), built.name.clone());
+    options.kubeconfig = Some(kubeconfig.clone());
+    lifecycle::clean(&docker, &name, Some(kubeconfig.clone()), &Silent)
+        .await
+        .unwrap();
+
+    // Up with defaults: three Ready nodes on the classic addresses.
+    let running = lifecycle::up(&docker, &options, &Silent).await.expect("up");
+    assert!(!running.restored);
+    let names: Vec<&str> = running.nodes.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(names, ["kube-master", "kube-node-1", "kube-node-2"]);
+    assert!(running.nodes.iter().all(|n| n.ready));
+    let master = docker.inspect("kube-master").await.unwrap();
+    assert_eq!(
+        master.addresses["kubeadm-dind-net"].0.as_deref(),
+        Some("10.192.0.2")
+    );
+
+    let kubectl = Kubectl {
+        binary: built.kubernetes_bin.join("kubectl"),
+        kubeconfig: kubeconfig.clone(),
+        context: "dind".into(),
+    };
+    let nodes = kubectl.ok(&["get", "nodes", "-o", "name"]);
+    assert_eq!(nodes.lines().count(), 3, "{nodes}");
+    let config = std::fs::read_to_string(&kubeconfig).unwrap();
+    assert!(
+        config.contains("name: other"),
+        "other context kept:\n{config}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&kubeconfig).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    // A pod on each node; each reaches the others across nodes, and a Service by name.
+    let archive = busybox_archive(scratch.path());
+    load::load_archive(&docker, &name, &archive).await.unwrap();
+    let pods = ["web-0", "web-1", "web-2"];
+    for (pod, node) in pods
+        .iter()
+        .zip(["kube-master", "kube-node-1", "kube-node-2"])
+    {
+        let manifest = scratch.path().join(format!("{pod}.json"));
+        std::fs::write(&manifest, pod_manifest(pod, node)).unwrap();
+        kubectl.ok(&["apply", "-f", manifest.to_str().unwrap()]);
+    }
+    wait_pods_running(&kubectl, &pods);
+    check_mesh(&kubectl, &pods);
+    kubectl.ok(&["expose", "pod", "web-2", "--name", "web", "--port", "8080"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let url = "web.default.svc.cluster.local";
+    let mut answer = fetch(&kubectl, "web-1", url);
+    while answer.as_deref() != Ok("web-2") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_secs(2));
+        answer = fetch(&kubectl, "web-1", url);
+    }
+    assert_eq!(answer.as_deref(), Ok("web-2"), "Service by DNS name");
+
+    // Down keeps the state; up restores it without kubeadm, pods included.
+    let stopped = lifecycle::down(&docker, &name, &Silent).await.unwrap();
+    assert_eq!(stopped.len(), 3);
+    for node in &stopped {
+        assert!(
+            !docker.inspect(node).await.unwrap().running,
+            "{node} still running"
+        );
+    }
+    let restored = lifecycle::up(&docker, &options, &Silent)
+        .await
+        .expect("restore");
+    assert!(restored.restored);
+    assert!(restored.nodes.iter().all(|n| n.ready));
+    wait_pods_running(&kubectl, &pods);
+    check_mesh(&kubectl, &pods);
+
+    // Clean leaves nothing of the cluster: containers, volumes, network, context.
+    lifecycle::clean(&docker, &name, Some(kubeconfig.clone()), &Silent)
+        .await
+        .unwrap();
+    let labels = cluster_labels(&name);
+    assert!(docker.list(&labels).await.unwrap().is_empty());
+    assert!(docker.volumes(&labels).await.unwrap().is_empty());
+    let networks = docker.networks().await.unwrap();
+    assert!(!networks.iter().any(|n| n.name == "kubeadm-dind-net"));
+    let config = std::fs::read_to_string(&kubeconfig).unwrap();
+    assert!(!config.contains("dind"), "dind entries left:\n{config}");
+    assert!(config.contains("name: other"));
+}
+
+const OTHER_KUBECONFIG: &str = "apiVersion: v1
+kind: Config
+clusters:
+- cluster:
+    server: https://127.0.0.1:1
+  name: other
+users:
+- name: other
+  user:
+    token: abc
+contexts:
+- context:
+    cluster: other
+    user: other
+  name: other
+current-context: other
+";
