@@ -28,7 +28,7 @@ struct Cli {
 
 fn init_tracing(verbose: u8, quiet: bool) {
     let level = match (quiet, verbose) {
-        (true, _) => "error",
+        (true, _) => "error,kube_client=off",
         // kube-rs reports every refused connection while the API server starts; the waits
         // that retry them say what matters.
         (false, 0) => "warn,kube_client=off",
