@@ -477,31 +477,7 @@ fn node_spec(options: &ClusterOptions, plan: &AddressPlan, index: u32) -> NodeSp
 }
 
 async fn wait_for_systemd<P: Provider>(node: &Node<'_, P>) -> Result<()> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    let mut state = String::new();
-    while tokio::time::Instant::now() < deadline {
-        // Until the entrypoint hands over to systemd, systemctl answers "offline" at once.
-        let wait = node.exec_output(&["systemctl", "is-system-running", "--wait"]);
-        state = match tokio::time::timeout_at(deadline, wait).await {
-            Ok(output) => output?.stdout_text().trim().to_owned(),
-            Err(_) => "still starting after 120 s".to_owned(),
-        };
-        match state.as_str() {
-            "running" => return Ok(()),
-            "offline" | "" => tokio::time::sleep(Duration::from_millis(200)).await,
-            _ => break,
-        }
-    }
-    let failed = node
-        .exec_output(&["systemctl", "--failed", "--no-legend"])
-        .await?;
-    Err(NodeError::Command {
-        node: node.name().to_owned(),
-        command: "systemctl is-system-running --wait".into(),
-        code: 1,
-        output: format!("systemd is {state}; failed units:\n{}", failed.combined()),
-    }
-    .into())
+    Ok(node.wait_for_systemd(Duration::from_secs(120)).await?)
 }
 
 /// Writes the bridge configuration and the routes and rules every boot applies, then applies

@@ -1,6 +1,7 @@
 //! Node containers: how they are started, and a handle to work inside one.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use crate::provider::{
     Attachment, ContainerSpec, ExecOutput, Mount, Privileges, Provider, ProviderError,
@@ -217,6 +218,39 @@ impl<'p, P: Provider> Node<'p, P> {
             });
         }
         Ok(output.stdout_text())
+    }
+
+    /// Waits until systemd in the node reports `running`.
+    ///
+    /// # Errors
+    ///
+    /// [`NodeError::Command`] with the failed units when systemd settles in another state or
+    /// does not settle within `timeout`.
+    pub async fn wait_for_systemd(&self, timeout: Duration) -> Result<(), NodeError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut state = String::new();
+        while tokio::time::Instant::now() < deadline {
+            // Until the entrypoint hands over to systemd, systemctl answers "offline" at once.
+            let wait = self.exec_output(&["systemctl", "is-system-running", "--wait"]);
+            state = match tokio::time::timeout_at(deadline, wait).await {
+                Ok(output) => output?.stdout_text().trim().to_owned(),
+                Err(_) => format!("still starting after {} s", timeout.as_secs()),
+            };
+            match state.as_str() {
+                "running" => return Ok(()),
+                "offline" | "" => tokio::time::sleep(Duration::from_millis(200)).await,
+                _ => break,
+            }
+        }
+        let failed = self
+            .exec_output(&["systemctl", "--failed", "--no-legend"])
+            .await?;
+        Err(NodeError::Command {
+            node: self.name.clone(),
+            command: "systemctl is-system-running --wait".into(),
+            code: 1,
+            output: format!("systemd is {state}; failed units:\n{}", failed.combined()),
+        })
     }
 
     /// Writes one file, creating its directory.
