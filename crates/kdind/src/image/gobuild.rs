@@ -86,9 +86,21 @@ impl Toolchain {
         })
     }
 
-    /// Every published version of a module, oldest first.
+    /// Every published version of a module, oldest first. Without the module proxy, the
+    /// versions already in the module cache.
     pub async fn versions(&self, module: &str) -> Result<Vec<String>> {
-        let output = run_go(&["list", "-m", "-versions", module], None, &[]).await?;
+        let args = ["list", "-m", "-versions", module];
+        let output = match run_go(&args, None, &[]).await {
+            Ok(output) => output,
+            Err(err) => {
+                // The module cache's download directory has the layout of a module proxy.
+                tracing::info!(%module, error = %err, "listing versions from the module cache");
+                let cache = run_go(&["env", "GOMODCACHE"], None, &[]).await?;
+                let cache = String::from_utf8_lossy(&cache).trim().to_owned();
+                let proxy = format!("file://{cache}/cache/download");
+                run_go(&args, None, &[("GOPROXY", &proxy)]).await?
+            }
+        };
         let text = String::from_utf8_lossy(&output);
         Ok(text.split_whitespace().skip(1).map(str::to_owned).collect())
     }
