@@ -60,6 +60,7 @@ async fn docker_node_image_boots_with_everything_kubeadm_needs() {
         image: built.name.clone(),
         labels: BTreeMap::from([(LABEL_MANAGED.to_owned(), "test".to_owned())]),
         var_volume: format!("{name}-var"),
+        containerd_volume: format!("{name}-containerd"),
         ..Default::default()
     };
 
@@ -131,6 +132,7 @@ async fn docker_node_image_boots_with_everything_kubeadm_needs() {
 
     docker.remove(&name).await.unwrap();
     docker.remove_volume(&spec.var_volume).await.unwrap();
+    docker.remove_volume(&spec.containerd_volume).await.unwrap();
     result
 }
 

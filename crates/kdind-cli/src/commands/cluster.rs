@@ -95,6 +95,32 @@ fn ip_mode(text: &str) -> anyhow::Result<IpMode> {
 
 impl Up {
     pub async fn run(self, status: &Status) -> anyhow::Result<()> {
+        let (name, options) = self.options()?;
+        let docker = Docker::connect().await?;
+        let running = lifecycle::up(&docker, &options, status)
+            .await
+            .with_context(|| format!("failed to bring up cluster {}", name.context()))?;
+        report(&running);
+        Ok(())
+    }
+
+    /// Rebuilds the node image when kdind built it, then replaces the cluster's nodes with it.
+    pub async fn reup(self, status: &Status) -> anyhow::Result<()> {
+        let (name, options) = self.options()?;
+        let docker = Docker::connect().await?;
+        image::rebuild(&docker, &options.image, status)
+            .await
+            .with_context(|| format!("failed to rebuild node image {}", options.image))?;
+        let running = lifecycle::reup(&docker, &options, status)
+            .await
+            .with_context(|| {
+                format!("failed to replace the nodes of cluster {}", name.context())
+            })?;
+        report(&running);
+        Ok(())
+    }
+
+    fn options(self) -> anyhow::Result<(ClusterName, ClusterOptions)> {
         let name = self.which.name()?;
         let image = self.image.clone().unwrap_or_else(|| {
             image::default_image(&KubeVersion::parse(image::DEFAULT_KUBE_VERSION).unwrap())
@@ -111,37 +137,30 @@ impl Up {
         options.kubeconfig = self.which.kubeconfig;
         options.wait = Duration::from_secs(self.wait);
 
-        let docker = Docker::connect().await?;
-        let running = lifecycle::up(&docker, &options, status)
-            .await
-            .with_context(|| format!("failed to bring up cluster {}", name.context()))?;
+        Ok((name, options))
+    }
+}
 
-        let verb = if running.restored {
-            "restored"
-        } else {
-            "is up"
-        };
+fn report(running: &lifecycle::Running) {
+    let verb = if running.restored { "is back" } else { "is up" };
+    println!(
+        "Cluster {} {verb}: API server at https://127.0.0.1:{}",
+        running.context, running.apiserver_port
+    );
+    for node in &running.nodes {
         println!(
-            "Cluster {} {verb}: API server at https://127.0.0.1:{}",
-            running.context, running.apiserver_port
+            "  {:<24} {}",
+            node.name,
+            if node.ready { "Ready" } else { "NotReady" }
         );
-        for node in &running.nodes {
-            println!(
-                "  {:<24} {}",
-                node.name,
-                if node.ready { "Ready" } else { "NotReady" }
-            );
-        }
-        println!(
-            "Use it with: kubectl --context {} get nodes",
-            running.context
-        );
-        if running.kubeconfig
-            != PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".kube/config")
-        {
-            println!("(context written to {})", running.kubeconfig.display());
-        }
-        Ok(())
+    }
+    println!(
+        "Use it with: kubectl --context {} get nodes",
+        running.context
+    );
+    let default = PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".kube/config");
+    if running.kubeconfig != default {
+        println!("(context written to {})", running.kubeconfig.display());
     }
 }
 

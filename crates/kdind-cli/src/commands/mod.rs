@@ -14,6 +14,9 @@ pub enum Command {
     Build(build::Build),
     /// Bring a cluster up: form it, or restore it after `down`.
     Up(cluster::Up),
+    /// Rebuild the node image (when kdind built it) and replace the cluster's nodes with it,
+    /// keeping the cluster's state.
+    Reup(cluster::Up),
     /// Stop a cluster's nodes, keeping their state for the next `up`.
     Down(cluster::Down),
     /// Remove a cluster: nodes, volumes, network and kubeconfig context.
@@ -25,6 +28,7 @@ impl Command {
         match self {
             Command::Build(build) => build.run(status).await,
             Command::Up(up) => up.run(status).await,
+            Command::Reup(up) => up.reup(status).await,
             Command::Down(down) => down.run(status).await,
             Command::Clean(clean) => clean.run(status).await,
         }

@@ -375,6 +375,82 @@ async fn restore<P: Provider>(
     })
 }
 
+/// Replaces the node containers of a cluster with new ones made from `options.image`, keeping
+/// the cluster's state: certificates and static pod manifests (`/etc/kubernetes`), etcd's data
+/// and the kubelets' state (`/var`) stay in their volumes; only containerd's images are made anew
+/// from the new image. The cluster is not formed again: no kubeadm runs.
+///
+/// # Errors
+///
+/// Fails when the cluster does not exist in full or the image is not a node image; a failure
+/// while replacing leaves the volumes, so `reup` can be run again.
+pub async fn reup<P: Provider>(
+    provider: &P,
+    options: &ClusterOptions,
+    progress: &dyn Progress,
+) -> Result<Running> {
+    let name = &options.name;
+    let plan = AddressPlan::new(&options.plan)?;
+    let containers = provider.list(&cluster_labels(name)).await?;
+    if containers.is_empty() {
+        return Err(ClusterError::NoCluster(name.context()));
+    }
+    let expected: Vec<String> = (0..plan.node_count()).map(|i| name.node(i)).collect();
+    let found: Vec<String> = containers.iter().map(|c| c.name.clone()).collect();
+    if found.len() != expected.len() || expected.iter().any(|n| !found.contains(n)) {
+        return Err(ClusterError::Partial {
+            context: name.context(),
+            found: found.join(", "),
+        });
+    }
+    node_image_version(provider, &options.image).await?;
+
+    let since = Timestamp::now();
+    let specs: Vec<NodeSpec> = (0..plan.node_count())
+        .map(|i| node_spec(options, &plan, i))
+        .collect();
+    let nodes = step(
+        progress,
+        &format!("Replacing nodes with {}", options.image),
+        async {
+            let replaced = specs.iter().map(|spec| async move {
+                provider.remove(&spec.name).await?;
+                provider.remove_volume(&spec.containerd_volume).await?;
+                let node = node::start(provider, spec).await?;
+                wait_for_systemd(&node).await?;
+                Ok::<_, ClusterError>(node)
+            });
+            try_join_all(replaced).await
+        },
+    )
+    .await?;
+    step(progress, "Connecting the pod network", async {
+        try_join_all(
+            nodes
+                .iter()
+                .enumerate()
+                .map(|(i, n)| configure_pod_network(n, &plan, i as u32)),
+        )
+        .await
+    })
+    .await?;
+
+    let (kubeconfig_path, port, admin) = step(
+        progress,
+        &format!("Writing kubeconfig context {}", name.context()),
+        async { export_kubeconfig(provider, options, &nodes[0]).await },
+    )
+    .await?;
+    let states = wait_until_ready(&admin, &plan, Some(since), options.wait, progress).await?;
+    Ok(Running {
+        context: name.context(),
+        kubeconfig: kubeconfig_path,
+        apiserver_port: port,
+        nodes: states,
+        restored: true,
+    })
+}
+
 /// Stops every node of a cluster, keeping all its state for the next `up`.
 pub async fn down<P: Provider>(
     provider: &P,
@@ -466,6 +542,7 @@ fn node_spec(options: &ClusterOptions, plan: &AddressPlan, index: u32) -> NodeSp
         image: options.image.clone(),
         labels,
         var_volume: ClusterName::var_volume(&container),
+        containerd_volume: ClusterName::containerd_volume(&container),
         extra_mounts: vec![Mount::Volume {
             name: ClusterName::etc_volume(&container),
             target: "/etc/kubernetes".into(),

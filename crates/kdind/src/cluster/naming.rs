@@ -58,6 +58,11 @@ impl ClusterName {
         format!("kdind-{node}-var")
     }
 
+    /// Volume holding a node's containerd images and snapshots.
+    pub fn containerd_volume(node: &str) -> String {
+        format!("kdind-{node}-containerd")
+    }
+
     /// Volume holding a node's `/etc/kubernetes`.
     pub fn etc_volume(node: &str) -> String {
         format!("kdind-{node}-etc")

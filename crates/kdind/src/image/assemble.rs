@@ -2,8 +2,8 @@
 //! plus every image kubeadm will ask for, imported into the node's containerd.
 //!
 //! The images are imported without unpacking: the build container's root is an overlay mount,
-//! on which containerd's overlay snapshotter cannot work. The content lands under
-//! `/var/lib/containerd`, which a node gets as the initial content of its `/var` volume, and
+//! on which containerd's overlay snapshotter cannot work. The content lands in containerd's root
+//! (`/kdind/containerd`), which a node gets as the initial content of a volume of its own, and
 //! containerd unpacks each image the first time a container needs it.
 
 use std::collections::BTreeMap;
@@ -182,12 +182,9 @@ async fn fill_and_commit<P: Provider>(
         "pkill -x containerd; while pgrep -r R,S,D -x containerd >/dev/null; do sleep 0.2; done",
     ])
     .await?;
-    node.exec(&[
-        "sh",
-        "-c",
-        "rm -rf /kdind /tmp/* /var/log/*.log /run/containerd",
-    ])
-    .await?;
+    // Only the staged archives go: containerd's root (/kdind/containerd) holds the images.
+    let cleanup = format!("rm -rf {STAGING} /tmp/* /var/log/*.log /run/containerd");
+    node.exec(&["sh", "-c", &cleanup]).await?;
 
     let config = ImageConfig {
         entrypoint: vec!["/usr/local/bin/kdind-entrypoint".into()],

@@ -48,6 +48,11 @@ pub const NODE_FILES: &[NodeFile] = &[
     ),
     node_file!("crictl.yaml", "/etc/crictl.yaml", 0o644),
     node_file!(
+        "registry-default-hosts.toml",
+        "/etc/containerd/certs.d/_default/hosts.toml",
+        0o644
+    ),
+    node_file!(
         "kdind-network.service",
         "/etc/systemd/system/kdind-network.service",
         0o644

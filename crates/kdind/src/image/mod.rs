@@ -31,6 +31,9 @@ pub use kubernetes::{ImageSet, KubeVersion};
 /// on a cgroup v1 host with the containerd kdind builds.
 pub const DEFAULT_KUBE_VERSION: &str = "v1.37.2";
 
+/// Revision of the assembly step (what goes where in the image); part of every image's key.
+const ASSEMBLY_REVISION: &str = "node-image/2";
+
 /// Repository of the node images kdind builds.
 pub const NODE_REPOSITORY: &str = "kdind/node";
 
@@ -237,7 +240,9 @@ pub async fn build_node_image<P: Provider>(
     .await?;
 
     // Everything above decides the node image.
-    let mut key = Key::new("node-image/1");
+    // The revision names how kdind assembles images; it changes when that code does.
+    let mut key = Key::new(ASSEMBLY_REVISION);
+    key.add(env!("CARGO_PKG_VERSION"));
     key.add(&base.1).add(version.to_string());
     for build in [&kube, &etcd, &coredns, &crictl, &containerd] {
         key.add(build.key(&toolchain).finish());
@@ -294,6 +299,32 @@ pub async fn build_node_image<P: Provider>(
         kubernetes_bin: kube_bin,
         reused: false,
     })
+}
+
+/// Builds `image` again from its sources when kdind made it (it carries kdind's build labels),
+/// so that it is up to date; other images are left alone and give `None`.
+///
+/// # Errors
+///
+/// As [`build_node_image`].
+pub async fn rebuild<P: Provider>(
+    provider: &P,
+    image: &str,
+    progress: &dyn Progress,
+) -> Result<Option<BuiltImage>> {
+    let Some(labels) = provider.image_labels(image).await? else {
+        return Ok(None);
+    };
+    let version = labels
+        .get(LABEL_KUBE_VERSION)
+        .filter(|_| labels.contains_key(LABEL_BUILD_KEY))
+        .and_then(|v| KubeVersion::parse(v));
+    let Some(version) = version else {
+        return Ok(None);
+    };
+    let mut options = BuildOptions::new(version);
+    options.image = Some(image.to_owned());
+    Ok(Some(build_node_image(provider, &options, progress).await?))
 }
 
 async fn build_go(

@@ -16,6 +16,9 @@ pub const LABEL_ROLE: &str = "io.kdind.role";
 /// can lower an `oom_score_adj`, which containerd is told to tolerate.
 pub const CAPS_MAYBE_MISSING: &[&str] = &["SYS_RESOURCE"];
 
+/// containerd's root directory in a node (see the node's containerd configuration).
+pub const CONTAINERD_ROOT: &str = "/kdind/containerd";
+
 /// Errors from working with one node.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -40,6 +43,9 @@ pub struct NodeSpec {
     pub labels: BTreeMap<String, String>,
     /// Named volume holding the node's `/var`, so that its state outlives the container.
     pub var_volume: String,
+    /// Named volume holding containerd's images and snapshots (`/kdind/containerd`), filled
+    /// from the image when it is first mounted.
+    pub containerd_volume: String,
     /// More mounts, such as volumes for state that must outlive the container.
     pub extra_mounts: Vec<Mount>,
     pub attachment: Option<Attachment>,
@@ -91,6 +97,13 @@ impl NodeSpec {
                 target: "/var".into(),
             });
         }
+        if !self.containerd_volume.is_empty() {
+            mounts.push(Mount::Volume {
+                name: self.containerd_volume.clone(),
+                target: CONTAINERD_ROOT.into(),
+            });
+        }
+        mounts.extend(self.extra_mounts.iter().cloned());
         ContainerSpec {
             name: self.name.clone(),
             image: self.image.clone(),
