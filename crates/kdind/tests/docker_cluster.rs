@@ -150,7 +150,7 @@ fn wait_pods_running(kubectl: &Kubectl, pods: &[&str]) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn docker_cluster_up_down_restore_clean() {
+async fn docker_cluster_up_down_restore_reup_clean() {
     let docker = engine().await;
     let version = KubeVersion::parse(image::DEFAULT_KUBE_VERSION).unwrap();
     let built = image::build_node_image(&docker, &BuildOptions::new(version), &Silent)
@@ -238,6 +238,31 @@ async fn docker_cluster_up_down_restore_clean() {
         .expect("restore");
     assert!(restored.restored);
     assert!(restored.nodes.iter().all(|n| n.ready));
+    wait_pods_running(&kubectl, &pods);
+    check_mesh(&kubectl, &pods);
+
+    // Reup replaces every node container from the image and keeps the cluster: same nodes,
+    // same certificates, the pods come back where they were.
+    let ca_before = std::fs::read_to_string(&kubeconfig).unwrap();
+    let reupped = lifecycle::reup(&docker, &options, &Silent)
+        .await
+        .expect("reup");
+    assert!(reupped.nodes.iter().all(|n| n.ready));
+    for node in ["kube-master", "kube-node-1", "kube-node-2"] {
+        let info = docker.inspect(node).await.unwrap();
+        assert!(info.running, "{node} runs after reup");
+    }
+    let ca_after = std::fs::read_to_string(&kubeconfig).unwrap();
+    let ca = |text: &str| {
+        text.lines()
+            .find(|l| l.contains("certificate-authority-data"))
+            .map(str::to_owned)
+    };
+    assert_eq!(
+        ca(&ca_before),
+        ca(&ca_after),
+        "the cluster CA survives reup"
+    );
     wait_pods_running(&kubectl, &pods);
     check_mesh(&kubectl, &pods);
 
