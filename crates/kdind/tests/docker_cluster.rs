@@ -13,7 +13,7 @@ use kdind::cluster::lifecycle::{self, ClusterOptions, cluster_labels};
 use kdind::cluster::load;
 use kdind::cluster::naming::ClusterName;
 use kdind::image::oci::{self, Entry, Image};
-use kdind::image::{self, BuildOptions, KubeVersion};
+use kdind::image::{self, BuildOptions, BuiltImage, KubeVersion};
 use kdind::progress::Silent;
 use kdind::provider::{Docker, Provider};
 
@@ -163,6 +163,23 @@ async fn docker_cluster_up_down_restore_reup_clean() {
     std::fs::create_dir_all(kubeconfig.parent().unwrap()).unwrap();
     std::fs::write(&kubeconfig, OTHER_KUBECONFIG).unwrap();
 
+    // The scenario runs as a task so that a failed assertion still reaches the clean-up below.
+    let name = ClusterName::default();
+    let scenario = tokio::spawn(scenario(
+        docker.clone(),
+        built,
+        kubeconfig.clone(),
+        scratch.path().to_owned(),
+    ));
+    let outcome = scenario.await;
+    let cleanup = lifecycle::clean(&docker, &name, Some(kubeconfig), &Silent).await;
+    if let Err(failure) = outcome {
+        std::panic::resume_unwind(failure.into_panic());
+    }
+    cleanup.unwrap();
+}
+
+async fn scenario(docker: Docker, built: BuiltImage, kubeconfig: PathBuf, scratch: PathBuf) {
     let name = ClusterName::default();
     let mut options = ClusterOptions::new(name.clone(), built.name.clone());
     options.kubeconfig = Some(kubeconfig.clone());
@@ -201,14 +218,14 @@ async fn docker_cluster_up_down_restore_reup_clean() {
     );
 
     // A pod on each node; each reaches the others across nodes, and a Service by name.
-    let archive = busybox_archive(scratch.path());
+    let archive = busybox_archive(&scratch);
     load::load_archive(&docker, &name, &archive).await.unwrap();
     let pods = ["web-0", "web-1", "web-2"];
     for (pod, node) in pods
         .iter()
         .zip(["kube-master", "kube-node-1", "kube-node-2"])
     {
-        let manifest = scratch.path().join(format!("{pod}.json"));
+        let manifest = scratch.join(format!("{pod}.json"));
         std::fs::write(&manifest, pod_manifest(pod, node)).unwrap();
         kubectl.ok(&["apply", "-f", manifest.to_str().unwrap()]);
     }
@@ -263,6 +280,8 @@ async fn docker_cluster_up_down_restore_reup_clean() {
         ca(&ca_after),
         "the cluster CA survives reup"
     );
+    // Images loaded by hand live with containerd's images, which reup makes anew.
+    load::load_archive(&docker, &name, &archive).await.unwrap();
     wait_pods_running(&kubectl, &pods);
     check_mesh(&kubectl, &pods);
 

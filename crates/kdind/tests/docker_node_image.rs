@@ -64,76 +64,84 @@ async fn docker_node_image_boots_with_everything_kubeadm_needs() {
         ..Default::default()
     };
 
-    let result = async {
-        let node = node::start(&docker, &spec).await.expect("node starts");
-        let state = system_state(&node).await;
-        assert_eq!(
-            state,
-            "running",
-            "systemd state; failed units:\n{}",
-            failed_units(&node).await
-        );
-
-        // containerd answers CRI and holds every image kubeadm will ask for.
-        let listing = node
-            .exec(&["crictl", "images", "--output", "json"])
-            .await
-            .unwrap();
-        let kubeadm_list = node
-            .exec(&[
-                "kubeadm",
-                "config",
-                "images",
-                "list",
-                "--kubernetes-version",
-                image::DEFAULT_KUBE_VERSION,
-            ])
-            .await
-            .unwrap();
-        let wanted: Vec<&str> = kubeadm_list.lines().filter(|l| !l.is_empty()).collect();
-        assert_eq!(
-            wanted.len(),
-            7,
-            "kubeadm lists seven images: {kubeadm_list}"
-        );
-        for image in wanted {
-            assert!(
-                listing.contains(&format!("\"{image}\"")),
-                "{image} missing from:\n{listing}"
+    // The checks run as a task so that a failed assertion still reaches the clean-up below.
+    let checks = tokio::spawn({
+        let docker = docker.clone();
+        let spec = spec.clone();
+        let name = name.clone();
+        async move {
+            let node = node::start(&docker, &spec).await.expect("node starts");
+            let state = system_state(&node).await;
+            assert_eq!(
+                state,
+                "running",
+                "systemd state; failed units:\n{}",
+                failed_units(&node).await
             );
+
+            // containerd answers CRI and holds every image kubeadm will ask for.
+            let listing = node
+                .exec(&["crictl", "images", "--output", "json"])
+                .await
+                .unwrap();
+            let kubeadm_list = node
+                .exec(&[
+                    "kubeadm",
+                    "config",
+                    "images",
+                    "list",
+                    "--kubernetes-version",
+                    image::DEFAULT_KUBE_VERSION,
+                ])
+                .await
+                .unwrap();
+            let wanted: Vec<&str> = kubeadm_list.lines().filter(|l| !l.is_empty()).collect();
+            assert_eq!(
+                wanted.len(),
+                7,
+                "kubeadm lists seven images: {kubeadm_list}"
+            );
+            for image in wanted {
+                assert!(
+                    listing.contains(&format!("\"{image}\"")),
+                    "{image} missing from:\n{listing}"
+                );
+            }
+
+            let version = node
+                .exec(&["kubeadm", "version", "-o", "short"])
+                .await
+                .unwrap();
+            assert_eq!(version.trim(), image::DEFAULT_KUBE_VERSION);
+            let kubelet = node.exec(&["kubelet", "--version"]).await.unwrap();
+            assert_eq!(
+                kubelet.trim(),
+                format!("Kubernetes {}", image::DEFAULT_KUBE_VERSION)
+            );
+
+            // A stopped node boots again.
+            docker.stop(&name, 30).await.unwrap();
+            docker.start(&name).await.unwrap();
+            let state = system_state(&node).await;
+            assert_eq!(
+                state,
+                "running",
+                "after restart; failed units:\n{}",
+                failed_units(&node).await
+            );
+            node.exec(&["crictl", "info"])
+                .await
+                .expect("CRI answers after a restart");
         }
-
-        let version = node
-            .exec(&["kubeadm", "version", "-o", "short"])
-            .await
-            .unwrap();
-        assert_eq!(version.trim(), image::DEFAULT_KUBE_VERSION);
-        let kubelet = node.exec(&["kubelet", "--version"]).await.unwrap();
-        assert_eq!(
-            kubelet.trim(),
-            format!("Kubernetes {}", image::DEFAULT_KUBE_VERSION)
-        );
-
-        // A stopped node boots again.
-        docker.stop(&name, 30).await.unwrap();
-        docker.start(&name).await.unwrap();
-        let state = system_state(&node).await;
-        assert_eq!(
-            state,
-            "running",
-            "after restart; failed units:\n{}",
-            failed_units(&node).await
-        );
-        node.exec(&["crictl", "info"])
-            .await
-            .expect("CRI answers after a restart");
-    }
-    .await;
+    });
+    let outcome = checks.await;
 
     docker.remove(&name).await.unwrap();
     docker.remove_volume(&spec.var_volume).await.unwrap();
     docker.remove_volume(&spec.containerd_volume).await.unwrap();
-    result
+    if let Err(failure) = outcome {
+        std::panic::resume_unwind(failure.into_panic());
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
