@@ -65,16 +65,7 @@ pub async fn load_archive<P: Provider>(
         async move {
             node.exec(&["mkdir", "-p", STAGING]).await?;
             provider.copy_file_in(node_name, STAGING, &wrapped).await?;
-            node.exec(&[
-                "ctr",
-                "--namespace",
-                "k8s.io",
-                "images",
-                "import",
-                "--all-platforms",
-                &staged,
-            ])
-            .await?;
+            node.import_images(&staged, true).await?;
             node.exec(&["rm", "-f", &staged]).await?;
             Ok::<_, ClusterError>(())
         }

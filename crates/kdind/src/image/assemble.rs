@@ -151,18 +151,7 @@ async fn fill_and_commit<P: Provider>(
     wait_for_containerd(&node).await?;
     for (_, file) in &archives {
         let path = format!("{STAGING}/{file}");
-        node.exec(&[
-            "ctr",
-            "--namespace",
-            "k8s.io",
-            "images",
-            "import",
-            "--no-unpack",
-            "--all-platforms",
-            "--digests",
-            &path,
-        ])
-        .await?;
+        node.import_images(&path, false).await?;
     }
     let listed = node
         .exec(&["ctr", "--namespace", "k8s.io", "images", "list", "--quiet"])

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use tokio::process::Command;
 
-use super::ImageError;
+use super::{ImageError, io};
 use super::cache::{Entry, Key};
 use super::gobuild::{GoBuild, Toolchain};
 
@@ -150,12 +150,6 @@ pub async fn pause(
     if entry.is_complete() {
         return Ok(binary);
     }
-    let io = |action: &'static str| {
-        move |source| ImageError::Io {
-            action: action.into(),
-            source,
-        }
-    };
     entry
         .prepare()
         .map_err(io("prepare the pause build directory"))?;

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
 
-use super::ImageError;
+use super::{ImageError, io};
 use super::cache::{Entry, Key};
 use super::files::MKROOTFS;
 
@@ -70,12 +70,6 @@ pub async fn build(cache_root: &Path) -> Result<PathBuf, ImageError> {
         return Err(ImageError::NeedsRoot);
     }
 
-    let io = |action: &'static str| {
-        move |source| ImageError::Io {
-            action: action.into(),
-            source,
-        }
-    };
     entry
         .prepare()
         .map_err(io("prepare the root filesystem directory"))?;

@@ -233,6 +233,18 @@ impl<'p, P: Provider> Node<'p, P> {
         Ok(output.stdout_text())
     }
 
+    /// Imports an image archive (OCI layout or `docker save` format) that is in the node into
+    /// the containerd namespace the kubelet uses. Without `unpack`, containerd unpacks each image
+    /// when a container first needs it.
+    pub async fn import_images(&self, archive: &str, unpack: bool) -> Result<(), NodeError> {
+        let mut cmd = vec!["ctr", "--namespace", "k8s.io", "images", "import", "--all-platforms"];
+        if !unpack {
+            cmd.extend(["--no-unpack", "--digests"]);
+        }
+        cmd.push(archive);
+        self.exec(&cmd).await.map(drop)
+    }
+
     /// Waits until systemd in the node reports `running`.
     ///
     /// # Errors
