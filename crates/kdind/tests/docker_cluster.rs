@@ -95,22 +95,35 @@ fn busybox_archive(dir: &Path) -> PathBuf {
 }
 
 fn pod_manifest(name: &str, node: &str) -> String {
-    format!(
-        r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"{name}","labels":{{"app":"{name}"}}}},
-"spec":{{"nodeName":"{node}","terminationGracePeriodSeconds":1,
-"tolerations":[{{"operator":"Exists"}}],
-"containers":[{{"name":"web","image":"{TEST_IMAGE}","imagePullPolicy":"Never",
-"command":["/bin/busybox","sh","-c","mkdir -p /www && echo {name} > /www/index.html && exec /bin/busybox httpd -f -p 8080 -h /www"],
-"ports":[{{"containerPort":8080}}]}}]}}}}"#
-    )
+    let serve = format!(
+        "mkdir -p /www && echo {name} > /www/index.html && \
+         exec /bin/busybox httpd -f -p 8080 -h /www"
+    );
+    serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": { "name": name, "labels": { "app": name } },
+        "spec": {
+            "nodeName": node,
+            "terminationGracePeriodSeconds": 1,
+            "tolerations": [{ "operator": "Exists" }],
+            "containers": [{
+                "name": "web",
+                "image": TEST_IMAGE,
+                "imagePullPolicy": "Never",
+                "command": ["/bin/busybox", "sh", "-c", serve],
+                "ports": [{ "containerPort": 8080 }],
+            }],
+        },
+    })
+    .to_string()
 }
 
 /// Asks pod `from` for the page its web server at `host` serves. A plain HTTP request through
 /// nc: busybox's own wget, linked statically against glibc, crashes resolving addresses here.
 fn fetch(kubectl: &Kubectl, from: &str, host: &str) -> Result<String, String> {
-    let script = format!(
-        "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | /bin/busybox nc -w 5 {host} 8080 | /bin/busybox tail -n 1"
-    );
+    let request = "printf 'GET / HTTP/1.0\\r\\n\\r\\n'";
+    let script = format!("{request} | /bin/busybox nc -w 5 {host} 8080 | /bin/busybox tail -n 1");
     let out = kubectl.run(&["exec", from, "--", "/bin/busybox", "sh", "-c", &script])?;
     Ok(out.trim().to_owned())
 }

@@ -722,7 +722,8 @@ mod tests {
 
     #[test]
     fn admin_kubeconfig_is_pointed_at_the_published_port() {
-        let admin = "clusters:\n- cluster:\n    certificate-authority-data: X\n    server: https://10.192.0.2:6443\n  name: kubernetes\n";
+        let admin = "clusters:\n- cluster:\n    certificate-authority-data: X\n    \
+                     server: https://10.192.0.2:6443\n  name: kubernetes\n";
         let local = admin_with_server(admin, "https://127.0.0.1:40000");
         assert!(local.contains("    server: https://127.0.0.1:40000"));
         assert!(!local.contains("10.192.0.2"));

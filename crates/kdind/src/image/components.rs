@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 
 use tokio::process::Command;
 
-use super::{ImageError, io};
 use super::cache::{Entry, Key};
 use super::gobuild::{GoBuild, Toolchain};
+use super::{ImageError, io};
 
 /// containerd built for every node. 2.x is what current kubelets expect (they read the cgroup
 /// driver from the runtime).

@@ -8,9 +8,9 @@ use std::sync::Mutex;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
 
-use super::{ImageError, io};
 use super::cache::{Entry, Key};
 use super::files::MKROOTFS;
+use super::{ImageError, io};
 
 /// Debian release the root filesystem is made from.
 pub const SUITE: &str = "bookworm";

@@ -237,7 +237,14 @@ impl<'p, P: Provider> Node<'p, P> {
     /// the containerd namespace the kubelet uses. Without `unpack`, containerd unpacks each image
     /// when a container first needs it.
     pub async fn import_images(&self, archive: &str, unpack: bool) -> Result<(), NodeError> {
-        let mut cmd = vec!["ctr", "--namespace", "k8s.io", "images", "import", "--all-platforms"];
+        let mut cmd = vec![
+            "ctr",
+            "--namespace",
+            "k8s.io",
+            "images",
+            "import",
+            "--all-platforms",
+        ];
         if !unpack {
             cmd.extend(["--no-unpack", "--digests"]);
         }
