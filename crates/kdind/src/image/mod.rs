@@ -286,12 +286,20 @@ pub async fn build_node_image<P: Provider>(
         images: images.clone(),
         labels,
     };
+    // The image this build replaces under the same name, removed after it unless still in use.
+    let previous = provider.image_id(&name).await?;
     step(
         progress,
         &format!("Assembling {name}"),
         assemble::run(provider, &plan, &binaries, cache),
     )
     .await?;
+    if let Some(previous) = previous {
+        if provider.image_id(&name).await?.as_ref() != Some(&previous) {
+            let removed = provider.remove_unused_image(&previous).await?;
+            tracing::debug!(%previous, removed, "image replaced by the build");
+        }
+    }
     Ok(BuiltImage {
         name,
         key,

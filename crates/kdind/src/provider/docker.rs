@@ -281,6 +281,27 @@ impl Provider for Docker {
         }
     }
 
+    async fn image_id(&self, image: &str) -> Result<Option<String>> {
+        match self.client.inspect_image(image).await {
+            Ok(inspect) => Ok(inspect.id),
+            Err(err) if status_of(&err) == Some(404) => Ok(None),
+            Err(err) => Err(engine(format!("inspect image {image}"))(err)),
+        }
+    }
+
+    async fn remove_unused_image(&self, image: &str) -> Result<bool> {
+        let options = RemoveImageOptions {
+            force: false,
+            ..Default::default()
+        };
+        match self.client.remove_image(image, Some(options), None).await {
+            Ok(_) => Ok(true),
+            // 404: gone already; 409: a container still uses it.
+            Err(err) if matches!(status_of(&err), Some(404 | 409)) => Ok(false),
+            Err(err) => Err(engine(format!("remove image {image}"))(err)),
+        }
+    }
+
     async fn run(&self, spec: &ContainerSpec) -> Result<String> {
         let networking_config = spec.attachment.as_ref().map(|a| NetworkingConfig {
             endpoints_config: Some(HashMap::from([(

@@ -218,6 +218,12 @@ pub trait Provider: Send + Sync {
 
     fn remove_image(&self, image: &str) -> impl Future<Output = Result<()>> + Send;
 
+    /// The ID of an image, or `None` when no image has that name.
+    fn image_id(&self, image: &str) -> impl Future<Output = Result<Option<String>>> + Send;
+
+    /// Removes an image unless a container uses it; says whether it was removed.
+    fn remove_unused_image(&self, image: &str) -> impl Future<Output = Result<bool>> + Send;
+
     /// Creates and starts a container; returns its id.
     fn run(&self, spec: &ContainerSpec) -> impl Future<Output = Result<String>> + Send;
 
