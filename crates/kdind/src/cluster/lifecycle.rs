@@ -68,6 +68,11 @@ pub enum ClusterError {
     },
     #[error("cluster {context} is only partly there ({found}); run `kdind clean` for it first")]
     Partial { context: String, found: String },
+    #[error(
+        "IP_MODE {0} cannot form a cluster yet: kdind plans its addresses but does not yet set up \
+         IPv6 node networking, DNS64 or NAT64; use IP_MODE=ipv4"
+    )]
+    UnsupportedIpMode(crate::net::IpMode),
     #[error("no cluster {0} exists; make one with `kdind up`")]
     NoCluster(String),
     #[error("{failure}\n(cleaning up after it failed too: {cleanup})")]
@@ -143,6 +148,9 @@ pub async fn up<P: Provider>(
     progress: &dyn Progress,
 ) -> Result<Running> {
     let plan = AddressPlan::new(&options.plan)?;
+    if plan.mode != crate::net::IpMode::Ipv4 {
+        return Err(ClusterError::UnsupportedIpMode(plan.mode));
+    }
     let existing = provider.list(&cluster_labels(&options.name)).await?;
     if !existing.is_empty() {
         return restore(provider, options, &plan, progress).await;
