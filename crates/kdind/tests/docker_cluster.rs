@@ -5,6 +5,7 @@
 //! Needs a running Docker engine (`scripts/start-docker` starts one) and `/bin/busybox`
 //! (Debian's busybox-static), which the test pods run.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 use kdind::cluster::lifecycle::{self, ClusterOptions, cluster_labels};
 use kdind::cluster::load;
 use kdind::cluster::naming::ClusterName;
+use kdind::dump::{collect, format};
 use kdind::image::oci::{self, Entry, Image};
 use kdind::image::{self, BuildOptions, BuiltImage, KubeVersion};
 use kdind::progress::Silent;
@@ -254,6 +256,9 @@ async fn scenario(docker: Docker, built: BuiltImage, kubeconfig: PathBuf, scratc
     }
     assert_eq!(answer.as_deref(), Ok("web-2"), "Service by DNS name");
 
+    // Dumps, plain and encoded, split back into the same files.
+    check_dumps(&docker, &name, &scratch).await;
+
     // Down keeps the state; up restores it without kubeadm, pods included.
     let stopped = lifecycle::down(&docker, &name, &Silent).await.unwrap();
     assert_eq!(stopped.len(), 3);
@@ -310,6 +315,85 @@ async fn scenario(docker: Docker, built: BuiltImage, kubeconfig: PathBuf, scratc
     let config = std::fs::read_to_string(&kubeconfig).unwrap();
     assert!(!config.contains("dind"), "dind entries left:\n{config}");
     assert!(config.contains("name: other"));
+}
+
+/// Names and contents of the files under `dir`, relative to it.
+fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                let name = path.strip_prefix(root).unwrap().display().to_string();
+                out.insert(name, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+async fn check_dumps(docker: &Docker, name: &ClusterName, scratch: &Path) {
+    let files = collect::collect(docker, name).await.unwrap();
+    let mut text = Vec::new();
+    format::write_dump(&files, &mut text).unwrap();
+
+    let plain = scratch.join("plain");
+    format::split_into(&format::parse_dump(&text).unwrap(), &plain).unwrap();
+    let log = format!(
+        "2026-12-03T10:00:00Z step 4 of 9\nunrelated output\n{}\nmore unrelated output\n",
+        format::encode64(&text)
+    );
+    let encoded = scratch.join("encoded");
+    let decoded = format::decode64(log.as_bytes()).unwrap();
+    format::split_into(&format::parse_dump(&decoded).unwrap(), &encoded).unwrap();
+
+    let (plain, encoded) = (tree(&plain), tree(&encoded));
+    assert_eq!(
+        plain, encoded,
+        "split-dump and split-dump64 give the same files"
+    );
+    let kubelet = String::from_utf8_lossy(&plain["kube-node-1/kubelet.log"]).into_owned();
+    assert!(kubelet.contains("kubelet"), "kubelet log: {kubelet:.200}");
+    assert!(
+        plain
+            .keys()
+            .any(|f| f.starts_with("kube-master/pods/kube-system_kube-apiserver"))
+    );
+    assert!(
+        plain
+            .keys()
+            .any(|f| f.starts_with("kube-node-2/pods/default_web-2/"))
+    );
+    let listing = String::from_utf8_lossy(&plain["cluster/get-all.txt"]).into_owned();
+    assert!(
+        listing.contains("kube-system") && listing.contains("web-2"),
+        "{listing:.400}"
+    );
+    let everything = String::from_utf8_lossy(&text).into_owned();
+    assert!(
+        !everything.contains("PRIVATE KEY-----\nMI"),
+        "a private key leaked"
+    );
+
+    // A dump whose names climb out of the directory writes nothing.
+    let evil = b"@@@ kube-master/ok.txt @@@\nfine\n@@@ ../../escaped.txt @@@\nbad\n";
+    let target = scratch.join("evil");
+    assert!(format::split_into(&format::parse_dump(evil).unwrap(), &target).is_err());
+    assert!(!target.join("kube-master/ok.txt").exists());
+    assert!(!scratch.join("escaped.txt").exists());
+
+    // A node that is down gives a file saying so, and the dump completes.
+    docker.stop("kube-node-2", 30).await.unwrap();
+    let files = collect::collect(docker, name).await.unwrap();
+    assert!(
+        files
+            .iter()
+            .any(|f| f.name == "kube-node-2/unreachable.txt")
+    );
+    assert!(files.iter().any(|f| f.name == "kube-node-1/kubelet.log"));
 }
 
 const OTHER_KUBECONFIG: &str = "apiVersion: v1

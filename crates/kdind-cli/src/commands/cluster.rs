@@ -30,7 +30,7 @@ pub struct Which {
 }
 
 impl Which {
-    fn name(&self) -> anyhow::Result<ClusterName> {
+    pub fn name(&self) -> anyhow::Result<ClusterName> {
         if self.cluster_id == 255 {
             bail!("CLUSTER_ID 255 is out of range; use 1-254 (or 0 for the default cluster)");
         }

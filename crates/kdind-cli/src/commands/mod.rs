@@ -2,6 +2,7 @@
 
 mod build;
 mod cluster;
+mod dump;
 
 use clap::Subcommand;
 
@@ -21,6 +22,18 @@ pub enum Command {
     Down(cluster::Down),
     /// Remove a cluster: nodes, volumes, network and kubeconfig context.
     Clean(cluster::Clean),
+    /// Print the cluster's state and logs as one text of many files, for CI logs.
+    Dump(dump::Dump),
+    /// Like `dump`, compressed and base64-encoded between markers.
+    Dump64(dump::Dump),
+    /// Split a dump read from standard input into ./cluster-dump/.
+    SplitDump,
+    /// Find a `dump64` block in a log read from standard input and split it into
+    /// ./cluster-dump/.
+    SplitDump64,
+    /// Export what a dump holds.
+    #[command(subcommand)]
+    Export(dump::Export),
 }
 
 impl Command {
@@ -31,6 +44,11 @@ impl Command {
             Command::Reup(up) => up.reup(status).await,
             Command::Down(down) => down.run(status).await,
             Command::Clean(clean) => clean.run(status).await,
+            Command::Dump(dump) => dump.run(status, false).await,
+            Command::Dump64(dump) => dump.run(status, true).await,
+            Command::SplitDump => dump::split(false),
+            Command::SplitDump64 => dump::split(true),
+            Command::Export(export) => export.run(status).await,
         }
     }
 }
