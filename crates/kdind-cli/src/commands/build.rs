@@ -55,7 +55,10 @@ impl NodeImage {
         }
 
         let docker = Docker::connect().await?;
-        let built = image::build_node_image(&docker, &options, status)
+        let interrupt = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        let built = image::build_node_image_unless(&docker, &options, status, interrupt)
             .await
             .with_context(|| format!("failed to build node image {}", options.image_name()))?;
         println!("{}", built.name);

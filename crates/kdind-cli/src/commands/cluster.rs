@@ -97,7 +97,10 @@ impl Up {
     pub async fn run(self, status: &Status) -> anyhow::Result<()> {
         let (name, options) = self.options()?;
         let docker = Docker::connect().await?;
-        let running = lifecycle::up(&docker, &options, status)
+        let interrupt = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        let running = lifecycle::up_unless(&docker, &options, status, interrupt)
             .await
             .with_context(|| format!("failed to bring up cluster {}", name.context()))?;
         report(&running);

@@ -73,6 +73,8 @@ pub enum ClusterError {
          IPv6 node networking, DNS64 or NAT64; use IP_MODE=ipv4"
     )]
     UnsupportedIpMode(crate::net::IpMode),
+    #[error("interrupted{}", if *.0 { "; what was made so far has been removed" } else { "" })]
+    Interrupted(bool),
     #[error("no cluster {0} exists; make one with `kdind up`")]
     NoCluster(String),
     #[error("{failure}\n(cleaning up after it failed too: {cleanup})")]
@@ -170,6 +172,34 @@ pub async fn up<P: Provider>(
                 cleanup: Box::new(cleanup),
             }),
         },
+    }
+}
+
+/// [`up`], abandoned when `interrupt` completes first (a Ctrl-C, say). A cluster that did not
+/// exist before is then removed, unless `retain` is set; one that existed is left as it is.
+///
+/// # Errors
+///
+/// As [`up`], and [`ClusterError::Interrupted`].
+pub async fn up_unless<P: Provider>(
+    provider: &P,
+    options: &ClusterOptions,
+    progress: &dyn Progress,
+    interrupt: impl std::future::Future<Output = ()>,
+) -> Result<Running> {
+    let existed = !provider
+        .list(&cluster_labels(&options.name))
+        .await?
+        .is_empty();
+    tokio::select! {
+        result = up(provider, options, progress) => result,
+        () = interrupt => {
+            let remove = !existed && !options.retain;
+            if remove {
+                remove_everything(provider, options).await?;
+            }
+            Err(ClusterError::Interrupted(remove))
+        }
     }
 }
 

@@ -38,6 +38,21 @@ pub struct Plan {
     pub labels: BTreeMap<String, String>,
 }
 
+/// Labels of the build containers this process makes, so that an interrupted build can find
+/// (only) its own.
+pub fn build_labels() -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (
+            crate::provider::LABEL_MANAGED.to_owned(),
+            "build".to_owned(),
+        ),
+        (
+            "io.kdind.build-process".to_owned(),
+            std::process::id().to_string(),
+        ),
+    ])
+}
+
 /// Where images are staged inside the build container.
 const STAGING: &str = "/kdind/images";
 
@@ -75,10 +90,7 @@ pub async fn run<P: Provider>(
         image: plan.base.clone(),
         entrypoint: Some(vec!["sleep".into(), "infinity".into()]),
         cmd: Some(Vec::new()),
-        labels: BTreeMap::from([(
-            crate::provider::LABEL_MANAGED.to_owned(),
-            "build".to_owned(),
-        )]),
+        labels: build_labels(),
         privileges: Privileges::Default,
         ..Default::default()
     };

@@ -251,6 +251,7 @@ async fn run_go(args: &[&str], dir: Option<&Path>, env: &[(&str, &str)]) -> Resu
     tracing::debug!(%command, "running");
     let mut cmd = Command::new("go");
     cmd.args(args)
+        .kill_on_drop(true)
         .stdin(Stdio::null())
         .env("GOFLAGS", "-mod=mod -buildvcs=false")
         .env("GOTOOLCHAIN", "local");

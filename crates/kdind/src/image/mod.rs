@@ -73,6 +73,8 @@ pub enum ImageError {
          --base-image"
     )]
     NeedsRoot,
+    #[error("interrupted; finished parts stay cached for the next build")]
+    Interrupted,
     #[error("kubeadm listed images kdind cannot build: {0}")]
     Images(String),
 }
@@ -307,6 +309,29 @@ pub async fn build_node_image<P: Provider>(
         kubernetes_bin: kube_bin,
         reused: false,
     })
+}
+
+/// [`build_node_image`], abandoned when `interrupt` completes first (a Ctrl-C, say); the build
+/// container of this process is then removed. Finished outputs stay cached.
+///
+/// # Errors
+///
+/// As [`build_node_image`], and [`ImageError::Interrupted`].
+pub async fn build_node_image_unless<P: Provider>(
+    provider: &P,
+    options: &BuildOptions,
+    progress: &dyn Progress,
+    interrupt: impl std::future::Future<Output = ()>,
+) -> Result<BuiltImage> {
+    tokio::select! {
+        result = build_node_image(provider, options, progress) => result,
+        () = interrupt => {
+            for container in provider.list(&assemble::build_labels()).await? {
+                provider.remove(&container.name).await?;
+            }
+            Err(ImageError::Interrupted)
+        }
+    }
 }
 
 /// Builds `image` again from its sources when kdind made it (it carries kdind's build labels),

@@ -117,6 +117,7 @@ fn is_root() -> bool {
 /// the error.
 pub(crate) async fn run_logged(command: &mut Command, name: &str) -> Result<(), ImageError> {
     command
+        .kill_on_drop(true)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
