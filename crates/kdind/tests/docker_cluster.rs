@@ -256,6 +256,24 @@ async fn scenario(docker: Docker, built: BuiltImage, kubeconfig: PathBuf, scratc
     }
     assert_eq!(answer.as_deref(), Ok("web-2"), "Service by DNS name");
 
+    // What kdind tells of the running cluster, and a pause that the cluster survives.
+    let clusters = lifecycle::clusters(&docker).await.unwrap();
+    assert_eq!(clusters.get("dind").map(Vec::len), Some(3), "{clusters:?}");
+    let port = lifecycle::apiserver_port(&docker, &name).await.unwrap();
+    assert_eq!(port, running.apiserver_port);
+    let admin = lifecycle::admin_kubeconfig(&docker, &name).await.unwrap();
+    assert!(admin.contains(&format!("server: https://127.0.0.1:{port}")));
+    let paused = lifecycle::set_paused(&docker, &name, true, &Silent).await.unwrap();
+    assert_eq!(paused.len(), 3);
+    assert!(lifecycle::nodes(&docker, &name).await.unwrap().iter().all(|n| n.paused));
+    lifecycle::set_paused(&docker, &name, false, &Silent).await.unwrap();
+    assert!(lifecycle::nodes(&docker, &name).await.unwrap().iter().all(|n| !n.paused));
+    kubectl.eventually(
+        &["wait", "--for=condition=Ready", "nodes", "--all", "--timeout=5s"],
+        Duration::from_secs(60),
+    );
+    wait_pods_running(&kubectl, &pods);
+
     // Dumps, plain and encoded, split back into the same files.
     check_dumps(&docker, &name, &scratch).await;
 

@@ -3,6 +3,7 @@
 mod build;
 mod cluster;
 mod dump;
+mod get;
 
 use clap::Subcommand;
 
@@ -22,6 +23,15 @@ pub enum Command {
     Down(cluster::Down),
     /// Remove a cluster: nodes, volumes, network and kubeconfig context.
     Clean(cluster::Clean),
+    /// Freeze every node of a cluster (no CPU used; state kept in memory).
+    Pause(get::Pause),
+    /// Thaw the nodes of a paused cluster.
+    Unpause(get::Pause),
+    /// Print the host port of the cluster's API server.
+    ApiserverPort(get::ApiserverPort),
+    /// Show clusters, nodes and kubeconfigs.
+    #[command(subcommand)]
+    Get(get::Get),
     /// Print the cluster's state and logs as one text of many files, for CI logs.
     Dump(dump::Dump),
     /// Like `dump`, compressed and base64-encoded between markers.
@@ -44,6 +54,10 @@ impl Command {
             Command::Reup(up) => up.reup(status).await,
             Command::Down(down) => down.run(status).await,
             Command::Clean(clean) => clean.run(status).await,
+            Command::Pause(pause) => pause.run(status, true).await,
+            Command::Unpause(pause) => pause.run(status, false).await,
+            Command::ApiserverPort(port) => port.run().await,
+            Command::Get(get) => get.run().await,
             Command::Dump(dump) => dump.run(status, false).await,
             Command::Dump64(dump) => dump.run(status, true).await,
             Command::SplitDump => dump::split(false),

@@ -489,6 +489,93 @@ pub async fn reup<P: Provider>(
     })
 }
 
+/// The clusters kdind finds on the engine, by context name, with their node containers.
+pub async fn clusters<P: Provider>(provider: &P) -> Result<BTreeMap<String, Vec<String>>> {
+    let managed = BTreeMap::from([(LABEL_MANAGED.to_owned(), "true".to_owned())]);
+    let mut clusters: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for container in provider.list(&managed).await? {
+        if let Some(context) = container.labels.get(LABEL_CLUSTER) {
+            clusters
+                .entry(context.clone())
+                .or_default()
+                .push(container.name);
+        }
+    }
+    Ok(clusters)
+}
+
+/// The node containers of a cluster, control plane first.
+pub async fn nodes<P: Provider>(
+    provider: &P,
+    name: &ClusterName,
+) -> Result<Vec<crate::provider::ContainerInfo>> {
+    let mut containers = provider.list(&cluster_labels(name)).await?;
+    if containers.is_empty() {
+        return Err(ClusterError::NoCluster(name.context()));
+    }
+    let control_plane = name.control_plane();
+    containers.sort_by_key(|c| (c.name != control_plane, c.name.clone()));
+    Ok(containers)
+}
+
+/// The host port the cluster's API server is published on.
+pub async fn apiserver_port<P: Provider>(provider: &P, name: &ClusterName) -> Result<u16> {
+    let info = match provider.inspect(&name.control_plane()).await {
+        Err(ProviderError::NotFound { .. }) => return Err(ClusterError::NoCluster(name.context())),
+        other => other?,
+    };
+    info.ports.get(&APISERVER_PORT).copied().ok_or_else(|| {
+        ProviderError::Failed {
+            action: format!("find the API server port of {}", name.control_plane()),
+            message: "the node is not running, or publishes no port; `kdind up` starts it".into(),
+        }
+        .into()
+    })
+}
+
+/// An admin kubeconfig for the cluster, its server at the published port on 127.0.0.1.
+pub async fn admin_kubeconfig<P: Provider>(provider: &P, name: &ClusterName) -> Result<String> {
+    let port = apiserver_port(provider, name).await?;
+    let control_plane = Node::attach(provider, &name.control_plane());
+    let admin = control_plane
+        .exec(&["cat", "/etc/kubernetes/admin.conf"])
+        .await?;
+    Ok(admin_with_server(&admin, &kubeconfig::local_server(port)))
+}
+
+/// Freezes (`freeze`) or thaws every node of a cluster. Paused nodes keep their memory and
+/// state but use no CPU; the cluster answers again after the thaw.
+pub async fn set_paused<P: Provider>(
+    provider: &P,
+    name: &ClusterName,
+    freeze: bool,
+    progress: &dyn Progress,
+) -> Result<Vec<String>> {
+    let containers = nodes(provider, name).await?;
+    let wanted: Vec<&str> = containers
+        .iter()
+        .filter(|c| c.running && c.paused != freeze)
+        .map(|c| c.name.as_str())
+        .collect();
+    let verb = if freeze { "Pausing" } else { "Unpausing" };
+    step(
+        progress,
+        &format!("{verb} nodes {}", wanted.join(", ")),
+        async {
+            let changes = wanted.iter().map(|n| async move {
+                if freeze {
+                    provider.pause(n).await
+                } else {
+                    provider.unpause(n).await
+                }
+            });
+            try_join_all(changes).await
+        },
+    )
+    .await?;
+    Ok(wanted.iter().map(|n| (*n).to_owned()).collect())
+}
+
 /// Stops every node of a cluster, keeping all its state for the next `up`.
 pub async fn down<P: Provider>(
     provider: &P,

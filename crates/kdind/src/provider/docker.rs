@@ -372,6 +372,20 @@ impl Provider for Docker {
             .map_err(engine(format!("start container {container}")))
     }
 
+    async fn pause(&self, container: &str) -> Result<()> {
+        self.client
+            .pause_container(container)
+            .await
+            .map_err(engine(format!("pause container {container}")))
+    }
+
+    async fn unpause(&self, container: &str) -> Result<()> {
+        self.client
+            .unpause_container(container)
+            .await
+            .map_err(engine(format!("unpause container {container}")))
+    }
+
     async fn stop(&self, container: &str, timeout_secs: i32) -> Result<()> {
         let options = StopContainerOptions {
             t: Some(timeout_secs),
@@ -538,7 +552,12 @@ impl Provider for Docker {
                 .trim_start_matches('/')
                 .to_owned(),
             image: config.image.unwrap_or_default(),
-            running: inspect.state.and_then(|s| s.running).unwrap_or(false),
+            running: inspect
+                .state
+                .as_ref()
+                .and_then(|s| s.running)
+                .unwrap_or(false),
+            paused: inspect.state.and_then(|s| s.paused).unwrap_or(false),
             labels: config.labels.unwrap_or_default().into_iter().collect(),
             addresses,
             ports,

@@ -125,6 +125,8 @@ pub struct ContainerInfo {
     pub name: String,
     pub image: String,
     pub running: bool,
+    /// Frozen by `pause`; a paused container also counts as running.
+    pub paused: bool,
     pub labels: BTreeMap<String, String>,
     /// Addresses on each network, by network name.
     pub addresses: BTreeMap<String, (Option<String>, Option<String>)>,
@@ -228,6 +230,12 @@ pub trait Provider: Send + Sync {
     fn run(&self, spec: &ContainerSpec) -> impl Future<Output = Result<String>> + Send;
 
     fn start(&self, container: &str) -> impl Future<Output = Result<()>> + Send;
+
+    /// Freezes every process of a running container.
+    fn pause(&self, container: &str) -> impl Future<Output = Result<()>> + Send;
+
+    /// Thaws a paused container.
+    fn unpause(&self, container: &str) -> impl Future<Output = Result<()>> + Send;
 
     fn stop(&self, container: &str, timeout_secs: i32) -> impl Future<Output = Result<()>> + Send;
 
