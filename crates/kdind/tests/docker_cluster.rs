@@ -263,13 +263,35 @@ async fn scenario(docker: Docker, built: BuiltImage, kubeconfig: PathBuf, scratc
     assert_eq!(port, running.apiserver_port);
     let admin = lifecycle::admin_kubeconfig(&docker, &name).await.unwrap();
     assert!(admin.contains(&format!("server: https://127.0.0.1:{port}")));
-    let paused = lifecycle::set_paused(&docker, &name, true, &Silent).await.unwrap();
+    let paused = lifecycle::set_paused(&docker, &name, true, &Silent)
+        .await
+        .unwrap();
     assert_eq!(paused.len(), 3);
-    assert!(lifecycle::nodes(&docker, &name).await.unwrap().iter().all(|n| n.paused));
-    lifecycle::set_paused(&docker, &name, false, &Silent).await.unwrap();
-    assert!(lifecycle::nodes(&docker, &name).await.unwrap().iter().all(|n| !n.paused));
+    assert!(
+        lifecycle::nodes(&docker, &name)
+            .await
+            .unwrap()
+            .iter()
+            .all(|n| n.paused)
+    );
+    lifecycle::set_paused(&docker, &name, false, &Silent)
+        .await
+        .unwrap();
+    assert!(
+        lifecycle::nodes(&docker, &name)
+            .await
+            .unwrap()
+            .iter()
+            .all(|n| !n.paused)
+    );
     kubectl.eventually(
-        &["wait", "--for=condition=Ready", "nodes", "--all", "--timeout=5s"],
+        &[
+            "wait",
+            "--for=condition=Ready",
+            "nodes",
+            "--all",
+            "--timeout=5s",
+        ],
         Duration::from_secs(60),
     );
     wait_pods_running(&kubectl, &pods);

@@ -7,6 +7,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use kdind::cluster::lifecycle::{self, ClusterOptions};
 use kdind::cluster::naming::ClusterName;
+use kdind::cluster::settings;
 use kdind::image::{self, KubeVersion};
 use kdind::net::IpMode;
 use kdind::provider::Docker;
@@ -75,6 +76,10 @@ pub struct Up {
     #[arg(long, env = "APISERVER_PORT")]
     apiserver_port: Option<u16>,
 
+    /// Kubernetes feature gates for every component: Name=true,Other=false.
+    #[arg(long, env = "FEATURE_GATES", default_value = "")]
+    feature_gates: String,
+
     /// Keep what a failed `up` made, to look at it.
     #[arg(long)]
     retain: bool,
@@ -139,6 +144,12 @@ impl Up {
         options.retain = self.retain;
         options.kubeconfig = self.which.kubeconfig;
         options.wait = Duration::from_secs(self.wait);
+        options.feature_gates = settings::feature_gates("FEATURE_GATES", &self.feature_gates)?;
+        let vars: Vec<(String, String)> = std::env::vars().collect();
+        let vars = || vars.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        options.apiserver_args = settings::component_flags("APISERVER_", vars())?;
+        options.controller_manager_args = settings::component_flags("CONTROLLER_MANAGER_", vars())?;
+        options.scheduler_args = settings::component_flags("SCHEDULER_", vars())?;
 
         Ok((name, options))
     }

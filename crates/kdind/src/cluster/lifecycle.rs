@@ -100,6 +100,12 @@ pub struct ClusterOptions {
     pub kubeconfig: Option<PathBuf>,
     /// How long to wait for nodes and CoreDNS.
     pub wait: Duration,
+    /// Kubernetes feature gates, for every component.
+    pub feature_gates: BTreeMap<String, bool>,
+    /// Extra flags of the API server, controller manager and scheduler, without their `--`.
+    pub apiserver_args: BTreeMap<String, String>,
+    pub controller_manager_args: BTreeMap<String, String>,
+    pub scheduler_args: BTreeMap<String, String>,
 }
 
 impl ClusterOptions {
@@ -115,6 +121,10 @@ impl ClusterOptions {
             retain: false,
             kubeconfig: None,
             wait: Duration::from_secs(300),
+            feature_gates: BTreeMap::new(),
+            apiserver_args: BTreeMap::new(),
+            controller_manager_args: BTreeMap::new(),
+            scheduler_args: BTreeMap::new(),
         }
     }
 
@@ -279,6 +289,10 @@ async fn create<P: Provider>(
             init.ignore_preflight_errors =
                 IGNORED_PREFLIGHT.iter().map(|s| (*s).to_owned()).collect();
             init.resolv_conf = RESOLV_CONF.to_owned();
+            init.feature_gates = options.feature_gates.clone();
+            init.apiserver_args = options.apiserver_args.clone();
+            init.controller_manager_args = options.controller_manager_args.clone();
+            init.scheduler_args = options.scheduler_args.clone();
             let config = kubeadm_config::init_config(&init)?;
             tracing::debug!(target: "kdind::config", "kubeadm init configuration:\n{config}");
             control_plane

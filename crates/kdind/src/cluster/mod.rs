@@ -9,4 +9,5 @@ pub mod kubeconfig;
 pub mod lifecycle;
 pub mod load;
 pub mod naming;
+pub mod settings;
 pub mod wait;
