@@ -159,6 +159,7 @@ pub async fn up<P: Provider>(
     options: &ClusterOptions,
     progress: &dyn Progress,
 ) -> Result<Running> {
+    let options = &with_cluster_id(provider, options).await?;
     let plan = AddressPlan::new(&options.plan)?;
     if plan.mode != crate::net::IpMode::Ipv4 {
         return Err(ClusterError::UnsupportedIpMode(plan.mode));
@@ -441,6 +442,7 @@ pub async fn reup<P: Provider>(
     options: &ClusterOptions,
     progress: &dyn Progress,
 ) -> Result<Running> {
+    let options = &with_cluster_id(provider, options).await?;
     let name = &options.name;
     let plan = AddressPlan::new(&options.plan)?;
     let containers = provider.list(&cluster_labels(name)).await?;
@@ -649,9 +651,55 @@ pub fn cluster_labels(name: &ClusterName) -> BTreeMap<String, String> {
     ])
 }
 
+/// Label holding the cluster ID a cluster was made with (its management network follows it).
+pub const LABEL_CLUSTER_ID: &str = "io.kdind.cluster-id";
+
+/// The options with the cluster ID settled: the one an existing cluster was made with, else
+/// for a cluster with a label and no ID the lowest free one, so that labelled clusters get
+/// management networks of their own; otherwise as given.
+async fn with_cluster_id<P: Provider>(
+    provider: &P,
+    options: &ClusterOptions,
+) -> Result<ClusterOptions> {
+    let mut settled = options.clone();
+    let existing = provider.list(&cluster_labels(&options.name)).await?;
+    let recorded = existing.iter().find_map(|c| c.labels.get(LABEL_CLUSTER_ID));
+    if let Some(id) = recorded.and_then(|id| id.parse().ok()) {
+        settled.plan.cluster_id = id;
+        return Ok(settled);
+    }
+    if options.name.label.is_none() || options.plan.cluster_id != 0 || !existing.is_empty() {
+        return Ok(settled);
+    }
+
+    let taken: Vec<crate::net::Cidr> = provider
+        .networks()
+        .await?
+        .iter()
+        .flat_map(|n| {
+            n.subnets
+                .iter()
+                .filter_map(|s| crate::net::Cidr::parse(s).ok())
+        })
+        .collect();
+    for id in 1..=crate::net::MAX_CLUSTER_ID {
+        settled.plan.cluster_id = id;
+        let plan = AddressPlan::new(&settled.plan)?;
+        let free = plan
+            .families
+            .iter()
+            .all(|f| !taken.iter().any(|t| t.overlaps(&f.management)));
+        if free {
+            return Ok(settled);
+        }
+    }
+    Ok(settled)
+}
+
 fn node_spec(options: &ClusterOptions, plan: &AddressPlan, index: u32) -> NodeSpec {
     let container = options.name.node(index);
     let mut labels = cluster_labels(&options.name);
+    labels.insert(LABEL_CLUSTER_ID.to_owned(), plan.cluster_id.to_string());
     let role = if index == 0 {
         "control-plane"
     } else {
