@@ -388,6 +388,11 @@ async fn restore<P: Provider>(
         });
     }
 
+    // A paused cluster is thawed first; `up` means "make it answer".
+    if containers.iter().any(|c| c.paused) {
+        set_paused(provider, name, false, progress).await?;
+    }
+
     let since = Timestamp::now();
     let stopped: Vec<&str> = containers
         .iter()
