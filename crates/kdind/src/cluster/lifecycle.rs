@@ -66,8 +66,15 @@ pub enum ClusterError {
         other: String,
         variable: &'static str,
     },
-    #[error("cluster {context} is only partly there ({found}); run `kdind clean` for it first")]
-    Partial { context: String, found: String },
+    #[error(
+        "cluster {context} has nodes {found}, not the {expected} asked for; give the NUM_NODES it \
+         was made with, or run `kdind clean` for it first"
+    )]
+    Partial {
+        context: String,
+        expected: String,
+        found: String,
+    },
     #[error(
         "IP_MODE {0} cannot form a cluster yet: kdind plans its addresses but does not yet set up \
          IPv6 node networking, DNS64 or NAT64; use IP_MODE=ipv4"
@@ -379,14 +386,7 @@ async fn restore<P: Provider>(
 ) -> Result<Running> {
     let name = &options.name;
     let containers = provider.list(&cluster_labels(name)).await?;
-    let expected: Vec<String> = (0..plan.node_count()).map(|i| name.node(i)).collect();
-    let found: Vec<String> = containers.iter().map(|c| c.name.clone()).collect();
-    if expected.iter().any(|n| !found.contains(n)) {
-        return Err(ClusterError::Partial {
-            context: name.context(),
-            found: found.join(", "),
-        });
-    }
+    require_planned_nodes(name, plan, &containers)?;
 
     // A paused cluster is thawed first; `up` means "make it answer".
     if containers.iter().any(|c| c.paused) {
@@ -454,14 +454,7 @@ pub async fn reup<P: Provider>(
     if containers.is_empty() {
         return Err(ClusterError::NoCluster(name.context()));
     }
-    let expected: Vec<String> = (0..plan.node_count()).map(|i| name.node(i)).collect();
-    let found: Vec<String> = containers.iter().map(|c| c.name.clone()).collect();
-    if found.len() != expected.len() || expected.iter().any(|n| !found.contains(n)) {
-        return Err(ClusterError::Partial {
-            context: name.context(),
-            found: found.join(", "),
-        });
-    }
+    require_planned_nodes(name, &plan, &containers)?;
     node_image_version(provider, &options.image).await?;
 
     let since = Timestamp::now();
@@ -654,6 +647,25 @@ pub fn cluster_labels(name: &ClusterName) -> BTreeMap<String, String> {
         (LABEL_MANAGED.to_owned(), "true".to_owned()),
         (LABEL_CLUSTER.to_owned(), name.context()),
     ])
+}
+
+/// Refuses a cluster whose node containers are not exactly the ones the plan names: some
+/// missing, or more of them than the options ask for (another `NUM_NODES`).
+fn require_planned_nodes(
+    name: &ClusterName,
+    plan: &AddressPlan,
+    containers: &[crate::provider::ContainerInfo],
+) -> Result<()> {
+    let expected: Vec<String> = (0..plan.node_count()).map(|i| name.node(i)).collect();
+    let found: Vec<String> = containers.iter().map(|c| c.name.clone()).collect();
+    if found.len() != expected.len() || expected.iter().any(|n| !found.contains(n)) {
+        return Err(ClusterError::Partial {
+            context: name.context(),
+            expected: expected.join(", "),
+            found: found.join(", "),
+        });
+    }
+    Ok(())
 }
 
 /// Label holding the cluster ID a cluster was made with (its management network follows it).

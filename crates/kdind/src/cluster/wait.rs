@@ -56,6 +56,30 @@ fn node_ready(node: &Node, since: Option<Timestamp>) -> bool {
     })
 }
 
+/// Asks `check` every second until it gives a value or `timeout` has passed; `check` answers
+/// what it saw when the condition does not hold yet, for the timeout error.
+async fn poll<T, F, Fut>(what: String, timeout: Duration, mut check: F) -> Result<T, WaitError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        let last = match check().await {
+            Ok(value) => return Ok(value),
+            Err(seen) => seen,
+        };
+        if Instant::now() >= deadline {
+            return Err(WaitError::Timeout {
+                what,
+                secs: timeout.as_secs(),
+                last,
+            });
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
 /// Waits until exactly `expected` nodes are registered and every one is Ready.
 pub async fn nodes_ready(
     client: &kube::Client,
@@ -64,35 +88,26 @@ pub async fn nodes_ready(
     timeout: Duration,
 ) -> Result<Vec<NodeState>, WaitError> {
     let nodes: Api<Node> = Api::all(client.clone());
-    let deadline = Instant::now() + timeout;
-    let mut last;
-    loop {
-        match nodes.list(&ListParams::default()).await {
-            Ok(list) => {
-                let states: Vec<NodeState> = list
-                    .items
-                    .iter()
-                    .map(|n| NodeState {
-                        name: n.metadata.name.clone().unwrap_or_default(),
-                        ready: node_ready(n, since),
-                    })
-                    .collect();
-                if states.len() == expected && states.iter().all(|s| s.ready) {
-                    return Ok(states);
-                }
-                last = describe_nodes(&states);
-            }
-            Err(err) => last = err.to_string(),
+    poll(format!("{expected} Ready nodes"), timeout, || async {
+        let list = nodes
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        let states: Vec<NodeState> = list
+            .items
+            .iter()
+            .map(|n| NodeState {
+                name: n.metadata.name.clone().unwrap_or_default(),
+                ready: node_ready(n, since),
+            })
+            .collect();
+        if states.len() == expected && states.iter().all(|s| s.ready) {
+            Ok(states)
+        } else {
+            Err(describe_nodes(&states))
         }
-        if Instant::now() >= deadline {
-            return Err(WaitError::Timeout {
-                what: format!("{expected} Ready nodes"),
-                secs: timeout.as_secs(),
-                last,
-            });
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+    })
+    .await
 }
 
 fn describe_nodes(states: &[NodeState]) -> String {
@@ -114,32 +129,24 @@ pub async fn deployment_available(
     timeout: Duration,
 ) -> Result<(), WaitError> {
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
-    let deadline = Instant::now() + timeout;
-    let mut last;
-    loop {
-        match deployments.get_opt(name).await {
-            Ok(Some(deployment)) => {
-                let wanted = deployment.spec.replicas.unwrap_or(1);
-                let status = deployment.status.unwrap_or_default();
-                let available = status.available_replicas.unwrap_or(0);
-                let updated = status.updated_replicas.unwrap_or(0);
-                if available >= wanted && updated >= wanted {
-                    return Ok(());
-                }
-                last = format!("{available}/{wanted} available, {updated} updated");
+    poll(
+        format!("deployment {namespace}/{name}"),
+        timeout,
+        || async {
+            let deployment = deployments.get_opt(name).await.map_err(|e| e.to_string())?;
+            let deployment = deployment.ok_or_else(|| "not created yet".to_owned())?;
+            let wanted = deployment.spec.replicas.unwrap_or(1);
+            let status = deployment.status.unwrap_or_default();
+            let available = status.available_replicas.unwrap_or(0);
+            let updated = status.updated_replicas.unwrap_or(0);
+            if available >= wanted && updated >= wanted {
+                Ok(())
+            } else {
+                Err(format!("{available}/{wanted} available, {updated} updated"))
             }
-            Ok(None) => last = "not created yet".to_owned(),
-            Err(err) => last = err.to_string(),
-        }
-        if Instant::now() >= deadline {
-            return Err(WaitError::Timeout {
-                what: format!("deployment {namespace}/{name}"),
-                secs: timeout.as_secs(),
-                last,
-            });
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+        },
+    )
+    .await
 }
 
 /// Whether a pod is Ready, counting only a readiness reached after `since` when given.
@@ -166,28 +173,21 @@ pub async fn pods_ready(
     timeout: Duration,
 ) -> Result<(), WaitError> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let deadline = Instant::now() + timeout;
-    let mut last;
-    loop {
-        match pods.list(&ListParams::default().labels(selector)).await {
-            Ok(list) => {
-                let ready = list.items.iter().filter(|p| pod_ready(p, since)).count();
-                if ready > 0 && ready == list.items.len() {
-                    return Ok(());
-                }
-                last = format!("{ready}/{} pods Ready", list.items.len());
+    let params = ListParams::default().labels(selector);
+    poll(
+        format!("pods {selector} in {namespace}"),
+        timeout,
+        || async {
+            let list = pods.list(&params).await.map_err(|e| e.to_string())?;
+            let ready = list.items.iter().filter(|p| pod_ready(p, since)).count();
+            if ready > 0 && ready == list.items.len() {
+                Ok(())
+            } else {
+                Err(format!("{ready}/{} pods Ready", list.items.len()))
             }
-            Err(err) => last = err.to_string(),
-        }
-        if Instant::now() >= deadline {
-            return Err(WaitError::Timeout {
-                what: format!("pods {selector} in {namespace}"),
-                secs: timeout.as_secs(),
-                last,
-            });
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+        },
+    )
+    .await
 }
 
 #[cfg(test)]
