@@ -12,7 +12,7 @@ use clap::{ArgAction, Parser};
 /// Real multi-node Kubernetes clusters in Docker containers, built offline from source.
 #[derive(Debug, Parser)]
 #[command(name = "kdind", version, propagate_version = true)]
-struct Cli {
+pub struct Cli {
     /// More diagnostics on stderr: -v steps and decisions, -vv commands run and generated
     /// configs, -vvv everything those commands print.
     #[arg(short, long, global = true, action = ArgAction::Count)]

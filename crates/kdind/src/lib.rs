@@ -4,6 +4,7 @@
 //! kubeadm. Everything a node needs is built here from source: see [`image`].
 
 pub mod cluster;
+pub mod config;
 pub mod dump;
 pub mod image;
 pub mod net;

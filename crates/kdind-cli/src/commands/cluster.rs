@@ -1,15 +1,19 @@
-//! `kdind up`, `down` and `clean`.
+//! `kdind up`, `reup`, `init`, `join`, `down`, `clean` and `config`.
+//!
+//! Every cluster verb reads its settings in three layers, each winning over the one before: the
+//! YAML file of `--config` (or `$KDIND_CONFIG`), kubeadm-dind-cluster's environment variables,
+//! then the flags.
 
-use std::path::PathBuf;
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Args;
 use kdind::cluster::lifecycle::{self, ClusterOptions};
 use kdind::cluster::naming::ClusterName;
 use kdind::cluster::settings;
-use kdind::image::{self, KubeVersion};
-use kdind::net::IpMode;
+use kdind::config::{self, Config, Layers, Resolved, Scalar, Source};
+use kdind::image;
 use kdind::provider::Docker;
 
 use crate::status::Status;
@@ -17,104 +21,222 @@ use crate::status::Status;
 /// Which cluster a command is about.
 #[derive(Debug, Args)]
 pub struct Which {
-    /// Cluster ID, 1-254: names get `-cluster-N` and the management network's third octet is N.
-    #[arg(long, env = "CLUSTER_ID", default_value_t = 0)]
-    cluster_id: u8,
+    /// YAML file of settings; environment variables and flags win over it [env: KDIND_CONFIG].
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
 
-    /// Label of the cluster: names get `-LABEL` and the context is `dind-LABEL`.
-    #[arg(long, env = "DIND_LABEL")]
+    /// Cluster ID, 1-254: names get `-cluster-N`, the management network's third octet is N
+    /// [env: CLUSTER_ID] [default: 0, the default cluster].
+    #[arg(long)]
+    cluster_id: Option<u32>,
+
+    /// Label of the cluster: names get `-LABEL` and the context is `dind-LABEL`
+    /// [env: DIND_LABEL].
+    #[arg(long)]
     label: Option<String>,
 
-    /// Kubeconfig file to write [default: first of $KUBECONFIG, else ~/.kube/config].
-    #[arg(long)]
+    /// Kubeconfig file to write [default: the first file of $KUBECONFIG, else ~/.kube/config].
+    #[arg(long, value_name = "FILE")]
     kubeconfig: Option<PathBuf>,
 }
 
 impl Which {
-    pub fn name(&self) -> anyhow::Result<ClusterName> {
-        if self.cluster_id == 255 {
-            bail!("CLUSTER_ID 255 is out of range; use 1-254 (or 0 for the default cluster)");
+    fn flags(&self) -> Config {
+        Config {
+            cluster_id: self.cluster_id,
+            label: self.label.clone(),
+            kubeconfig: self.kubeconfig.clone(),
+            ..Config::default()
         }
-        let label = self.label.clone().filter(|l| !l.is_empty());
-        Ok(ClusterName {
-            id: self.cluster_id,
-            label,
-        })
+    }
+
+    fn resolve(&self, flags: Config) -> anyhow::Result<Resolved> {
+        let file = self
+            .config
+            .clone()
+            .or_else(|| std::env::var_os("KDIND_CONFIG").map(PathBuf::from))
+            .filter(|p| !p.as_os_str().is_empty());
+        resolve(file.as_deref(), flags)
+    }
+
+    /// The cluster named by the file, the environment and the flags.
+    pub fn name(&self) -> anyhow::Result<ClusterName> {
+        Ok(self.resolve(self.flags())?.cluster_name()?)
+    }
+
+    pub fn kubeconfig(&self) -> anyhow::Result<Option<PathBuf>> {
+        Ok(self.resolve(self.flags())?.kubeconfig())
+    }
+}
+
+/// Merges the config file, the environment and the flags.
+fn resolve(file: Option<&Path>, flags: Config) -> anyhow::Result<Resolved> {
+    let mut layers = Layers::default();
+    if let Some(path) = file {
+        layers
+            .layers
+            .push((Source::File(path.to_owned()), config::read_file(path)?));
+    }
+    let vars: Vec<(String, String)> = std::env::vars().collect();
+    let env = config::from_env(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+    layers.layers.push((Source::Env, env));
+    layers.layers.push((Source::Flag, flags));
+    Ok(layers.resolve())
+}
+
+/// The settings of a cluster.
+#[derive(Debug, Args)]
+pub struct Settings {
+    #[command(flatten)]
+    which: Which,
+
+    /// Number of worker nodes [env: NUM_NODES] [default: 2; an existing cluster keeps its own].
+    #[arg(long)]
+    num_nodes: Option<u32>,
+
+    /// Node image [env: DIND_IMAGE] [default: kdind/node:<default Kubernetes version>].
+    #[arg(long)]
+    image: Option<String>,
+
+    /// Address families: ipv4, ipv6 or dual-stack; only ipv4 forms clusters yet
+    /// [env: IP_MODE] [default: ipv4].
+    #[arg(long)]
+    ip_mode: Option<String>,
+
+    /// Management network of the nodes [env: MGMT_CIDRS] [default: 10.192.0.0/24, with the
+    /// cluster ID as third octet].
+    #[arg(long)]
+    mgmt_cidrs: Option<String>,
+
+    /// Pod network; each node gets a /24 of it [env: POD_NETWORK_CIDR]
+    /// [default: 10.244.0.0/16].
+    #[arg(long)]
+    pod_network_cidr: Option<String>,
+
+    /// Service network [env: SERVICE_CIDR] [default: 10.96.0.0/12].
+    #[arg(long)]
+    service_cidr: Option<String>,
+
+    /// How pods are connected: bridge [env: CNI_PLUGIN] [default: bridge].
+    #[arg(long)]
+    cni_plugin: Option<String>,
+
+    /// Host port of the API server on 127.0.0.1 [env: APISERVER_PORT] [default: a free one].
+    #[arg(long)]
+    apiserver_port: Option<u32>,
+
+    /// Program run with the API server's host port once the cluster answers
+    /// [env: DIND_PORT_FORWARDER].
+    #[arg(long, value_name = "PROGRAM")]
+    port_forwarder: Option<String>,
+
+    /// Kubernetes feature gates of every component: Name=true,Other=false
+    /// [env: FEATURE_GATES].
+    #[arg(long, value_name = "GATES")]
+    feature_gates: Option<String>,
+
+    /// Feature gates of the kubelets alone, winning over --feature-gates there
+    /// [env: KUBELET_FEATURE_GATES].
+    #[arg(long, value_name = "GATES")]
+    kubelet_feature_gates: Option<String>,
+
+    /// Extra API server flag, flag=value; repeatable [env: APISERVER_<flag>=value].
+    #[arg(long = "apiserver-arg", value_name = "FLAG=VALUE")]
+    apiserver_args: Vec<String>,
+
+    /// Extra controller manager flag, flag=value; repeatable
+    /// [env: CONTROLLER_MANAGER_<flag>=value].
+    #[arg(long = "controller-manager-arg", value_name = "FLAG=VALUE")]
+    controller_manager_args: Vec<String>,
+
+    /// Extra scheduler flag, flag=value; repeatable [env: SCHEDULER_<flag>=value].
+    #[arg(long = "scheduler-arg", value_name = "FLAG=VALUE")]
+    scheduler_args: Vec<String>,
+
+    /// Seconds to wait for the nodes and CoreDNS [default: 300].
+    #[arg(long, value_name = "SECONDS")]
+    wait: Option<u64>,
+
+    /// Keep what a failed command made, to look at it.
+    #[arg(long)]
+    retain: bool,
+}
+
+impl Settings {
+    fn resolved(&self) -> anyhow::Result<Resolved> {
+        let gates = |flag: &str, text: &Option<String>| -> anyhow::Result<_> {
+            text.as_deref()
+                .map(|t| settings::feature_gates(flag, t))
+                .transpose()
+                .map_err(Into::into)
+        };
+        let flags = |flag: &str, pairs: &[String]| -> anyhow::Result<_> {
+            if pairs.is_empty() {
+                return Ok(None);
+            }
+            let mut map = BTreeMap::new();
+            for pair in pairs {
+                let (name, value) = pair.split_once('=').with_context(|| {
+                    format!("{flag} {pair:?} has no '='; write {flag} flag-name=value")
+                })?;
+                map.insert(name.to_owned(), Scalar::Text(value.to_owned()));
+            }
+            Ok(Some(map))
+        };
+        let flags = Config {
+            num_nodes: self.num_nodes,
+            ip_mode: self.ip_mode.clone(),
+            mgmt_cidrs: self.mgmt_cidrs.clone(),
+            pod_network_cidr: self.pod_network_cidr.clone(),
+            service_cidr: self.service_cidr.clone(),
+            cni_plugin: self.cni_plugin.clone(),
+            apiserver_port: self.apiserver_port,
+            port_forwarder: self.port_forwarder.clone(),
+            image: self.image.clone(),
+            feature_gates: gates("--feature-gates", &self.feature_gates)?,
+            kubelet_feature_gates: gates("--kubelet-feature-gates", &self.kubelet_feature_gates)?,
+            apiserver_args: flags("--apiserver-arg", &self.apiserver_args)?,
+            controller_manager_args: flags(
+                "--controller-manager-arg",
+                &self.controller_manager_args,
+            )?,
+            scheduler_args: flags("--scheduler-arg", &self.scheduler_args)?,
+            wait_seconds: self.wait,
+            ..self.which.flags()
+        };
+        self.which.resolve(flags)
+    }
+
+    fn options(&self) -> anyhow::Result<ClusterOptions> {
+        let mut options = self.resolved()?.options()?;
+        options.retain = self.retain;
+        Ok(options)
     }
 }
 
 #[derive(Debug, Args)]
 pub struct Up {
     #[command(flatten)]
-    which: Which,
-
-    /// Number of worker nodes.
-    #[arg(long, env = "NUM_NODES", default_value_t = 2)]
-    num_nodes: u32,
-
-    /// Node image [default: kdind/node:<default Kubernetes version>].
-    #[arg(long, env = "DIND_IMAGE")]
-    image: Option<String>,
-
-    /// Address families: ipv4 (the only one that forms clusters yet), ipv6, dual-stack.
-    #[arg(long, env = "IP_MODE", default_value = "ipv4")]
-    ip_mode: String,
-
-    /// Management network of the nodes.
-    #[arg(long, env = "MGMT_CIDRS")]
-    mgmt_cidrs: Option<String>,
-
-    /// Pod network; each node gets a /24 of it.
-    #[arg(long, env = "POD_NETWORK_CIDR")]
-    pod_network_cidr: Option<String>,
-
-    /// Service network.
-    #[arg(long, env = "SERVICE_CIDR")]
-    service_cidr: Option<String>,
-
-    /// Host port of the API server on 127.0.0.1 [default: a free one].
-    #[arg(long, env = "APISERVER_PORT")]
-    apiserver_port: Option<u16>,
-
-    /// Kubernetes feature gates for every component: Name=true,Other=false.
-    #[arg(long, env = "FEATURE_GATES", default_value = "")]
-    feature_gates: String,
-
-    /// Keep what a failed `up` made, to look at it.
-    #[arg(long)]
-    retain: bool,
-
-    /// Seconds to wait for the nodes and CoreDNS.
-    #[arg(long, default_value_t = 300)]
-    wait: u64,
-}
-
-fn ip_mode(text: &str) -> anyhow::Result<IpMode> {
-    match text {
-        "ipv4" => Ok(IpMode::Ipv4),
-        "ipv6" => Ok(IpMode::Ipv6),
-        "dual-stack" | "dualstack" => Ok(IpMode::DualStack),
-        other => bail!("IP_MODE {other:?} is not known; use ipv4, ipv6 or dual-stack"),
-    }
+    settings: Settings,
 }
 
 impl Up {
     pub async fn run(self, status: &Status) -> anyhow::Result<()> {
-        let (name, options) = self.options()?;
+        let options = self.settings.options()?;
         let docker = Docker::connect().await?;
         let interrupt = async {
             let _ = tokio::signal::ctrl_c().await;
         };
         let running = lifecycle::up_unless(&docker, &options, status, interrupt)
             .await
-            .with_context(|| format!("failed to bring up cluster {}", name.context()))?;
+            .with_context(|| format!("failed to bring up cluster {}", options.name.context()))?;
         report(&running);
         Ok(())
     }
 
     /// Rebuilds the node image when kdind built it, then replaces the cluster's nodes with it.
     pub async fn reup(self, status: &Status) -> anyhow::Result<()> {
-        let (name, options) = self.options()?;
+        let options = self.settings.options()?;
         let docker = Docker::connect().await?;
         image::rebuild(&docker, &options.image, status)
             .await
@@ -122,36 +244,66 @@ impl Up {
         let running = lifecycle::reup(&docker, &options, status)
             .await
             .with_context(|| {
-                format!("failed to replace the nodes of cluster {}", name.context())
+                format!("failed to replace the nodes of cluster {}", options.name.context())
             })?;
         report(&running);
         Ok(())
     }
+}
 
-    fn options(self) -> anyhow::Result<(ClusterName, ClusterOptions)> {
-        let name = self.which.name()?;
-        let image = self.image.clone().unwrap_or_else(|| {
-            image::default_image(&KubeVersion::parse(image::DEFAULT_KUBE_VERSION).unwrap())
-        });
-        let mut options = ClusterOptions::new(name.clone(), image);
-        options.plan.mode = ip_mode(&self.ip_mode)?;
-        options.plan.cluster_id = u32::from(name.id);
-        options.plan.workers = self.num_nodes;
-        options.plan.management = self.mgmt_cidrs.filter(|s| !s.is_empty());
-        options.plan.pods = self.pod_network_cidr.filter(|s| !s.is_empty());
-        options.plan.services = self.service_cidr.filter(|s| !s.is_empty());
-        options.apiserver_port = self.apiserver_port.filter(|p| *p != 0);
-        options.retain = self.retain;
-        options.kubeconfig = self.which.kubeconfig;
-        options.wait = Duration::from_secs(self.wait);
-        options.feature_gates = settings::feature_gates("FEATURE_GATES", &self.feature_gates)?;
-        let vars: Vec<(String, String)> = std::env::vars().collect();
-        let vars = || vars.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-        options.apiserver_args = settings::component_flags("APISERVER_", vars())?;
-        options.controller_manager_args = settings::component_flags("CONTROLLER_MANAGER_", vars())?;
-        options.scheduler_args = settings::component_flags("SCHEDULER_", vars())?;
+/// `kdind init` and `kdind join`.
+#[derive(Debug, Args)]
+pub struct Kubeadm {
+    #[command(flatten)]
+    settings: Settings,
 
-        Ok((name, options))
+    /// Arguments added to kubeadm's command line, after `--`. kubeadm accepts few flags
+    /// beside a configuration file: --ignore-preflight-errors, --skip-phases, --v and the like.
+    #[arg(last = true, value_name = "KUBEADM_ARGS")]
+    kubeadm_args: Vec<String>,
+}
+
+impl Kubeadm {
+    /// Forms a new cluster, adding the arguments to `kubeadm init`.
+    pub async fn init(self, status: &Status) -> anyhow::Result<()> {
+        let mut options = self.settings.options()?;
+        options.kubeadm_init_args = self.kubeadm_args;
+        let docker = Docker::connect().await?;
+        let running = lifecycle::init(&docker, &options, status)
+            .await
+            .with_context(|| format!("failed to form cluster {}", options.name.context()))?;
+        report(&running);
+        Ok(())
+    }
+
+    /// Adds a worker node to a running cluster, adding the arguments to `kubeadm join`.
+    pub async fn join(self, status: &Status) -> anyhow::Result<()> {
+        let mut options = self.settings.options()?;
+        options.kubeadm_join_args = self.kubeadm_args;
+        let docker = Docker::connect().await?;
+        let running = lifecycle::join(&docker, &options, status)
+            .await
+            .with_context(|| {
+                format!("failed to add a node to cluster {}", options.name.context())
+            })?;
+        report(&running);
+        Ok(())
+    }
+}
+
+/// `kdind config`: the effective settings.
+#[derive(Debug, Args)]
+pub struct ShowConfig {
+    #[command(flatten)]
+    settings: Settings,
+}
+
+impl ShowConfig {
+    pub fn run(self) -> anyhow::Result<()> {
+        let resolved = self.settings.resolved()?;
+        print!("{}", resolved.to_yaml());
+        resolved.options()?;
+        Ok(())
     }
 }
 
@@ -204,8 +356,9 @@ pub struct Clean {
 impl Clean {
     pub async fn run(self, status: &Status) -> anyhow::Result<()> {
         let name = self.which.name()?;
+        let kubeconfig = self.which.kubeconfig()?;
         let docker = Docker::connect().await?;
-        lifecycle::clean(&docker, &name, self.which.kubeconfig, status)
+        lifecycle::clean(&docker, &name, kubeconfig, status)
             .await
             .with_context(|| format!("failed to remove cluster {}", name.context()))?;
         Ok(())

@@ -5,7 +5,7 @@ mod cluster;
 mod dump;
 mod get;
 
-use clap::Subcommand;
+use clap::{CommandFactory, Subcommand};
 
 use crate::status::Status;
 
@@ -19,6 +19,14 @@ pub enum Command {
     /// Rebuild the node image (when kdind built it) and replace the cluster's nodes with it,
     /// keeping the cluster's state.
     Reup(cluster::Up),
+    /// Form a new cluster like `up`, passing the arguments after `--` to `kubeadm init`.
+    Init(cluster::Kubeadm),
+    /// Add a worker node to a running cluster, passing the arguments after `--` to
+    /// `kubeadm join`.
+    Join(cluster::Kubeadm),
+    /// Print the effective settings (config file, environment, flags) as YAML, with where each
+    /// came from.
+    Config(cluster::ShowConfig),
     /// Stop a cluster's nodes, keeping their state for the next `up`.
     Down(cluster::Down),
     /// Remove a cluster: nodes, volumes, network and kubeconfig context.
@@ -44,6 +52,11 @@ pub enum Command {
     /// Export what a dump holds.
     #[command(subcommand)]
     Export(dump::Export),
+    /// Print a shell completion script: `source <(kdind completion bash)`.
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 impl Command {
@@ -52,6 +65,9 @@ impl Command {
             Command::Build(build) => build.run(status).await,
             Command::Up(up) => up.run(status).await,
             Command::Reup(up) => up.reup(status).await,
+            Command::Init(init) => init.init(status).await,
+            Command::Join(join) => join.join(status).await,
+            Command::Config(config) => config.run(),
             Command::Down(down) => down.run(status).await,
             Command::Clean(clean) => clean.run(status).await,
             Command::Pause(pause) => pause.run(status, true).await,
@@ -63,6 +79,11 @@ impl Command {
             Command::SplitDump => dump::split(false),
             Command::SplitDump64 => dump::split(true),
             Command::Export(export) => export.run(status).await,
+            Command::Completion { shell } => {
+                let mut command = crate::Cli::command();
+                clap_complete::generate(shell, &mut command, "kdind", &mut std::io::stdout());
+                Ok(())
+            }
         }
     }
 }

@@ -116,6 +116,8 @@ pub struct InitOptions {
     /// Kubernetes feature gates, given alike to the API server, controller manager, scheduler,
     /// kubelet and kube-proxy so that they agree.
     pub feature_gates: BTreeMap<String, bool>,
+    /// Feature gates of the kubelets alone; they win over `feature_gates` there.
+    pub kubelet_feature_gates: BTreeMap<String, bool>,
     /// kubeadm's own feature gates, which are a different set from Kubernetes's.
     pub kubeadm_feature_gates: BTreeMap<String, bool>,
     /// Extra flags, without their `--`; they win over any kdind sets itself.
@@ -156,6 +158,7 @@ impl InitOptions {
             dns_domain: DNS_DOMAIN.to_owned(),
             ignore_preflight_errors: Vec::new(),
             feature_gates: BTreeMap::new(),
+            kubelet_feature_gates: BTreeMap::new(),
             kubeadm_feature_gates: BTreeMap::new(),
             apiserver_args: BTreeMap::new(),
             controller_manager_args: BTreeMap::new(),
@@ -412,7 +415,12 @@ fn kubelet_configuration(options: &InitOptions, modern: bool) -> KubeletConfigur
         image_gc_high_threshold_percent: 100,
         protect_kernel_defaults: false,
         local_storage_capacity_isolation: options.local_storage_capacity_isolation,
-        feature_gates: &options.feature_gates,
+        feature_gates: options
+            .feature_gates
+            .iter()
+            .chain(&options.kubelet_feature_gates)
+            .map(|(k, v)| (k.clone(), *v))
+            .collect(),
     }
 }
 
@@ -590,7 +598,7 @@ struct KubeletConfiguration<'a> {
     protect_kernel_defaults: bool,
     local_storage_capacity_isolation: bool,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    feature_gates: &'a BTreeMap<String, bool>,
+    feature_gates: BTreeMap<String, bool>,
 }
 
 #[derive(Serialize)]
@@ -838,6 +846,7 @@ mod tests {
         options.feature_gates = BTreeMap::from([("A".into(), true), ("B".into(), false)]);
         options.kubeadm_feature_gates =
             BTreeMap::from([("ControlPlaneKubeletLocalMode".into(), true)]);
+        options.kubelet_feature_gates = BTreeMap::from([("B".into(), true), ("K".into(), true)]);
         options.apiserver_args = BTreeMap::from([("v".into(), "4".into())]);
         options.controller_manager_args =
             BTreeMap::from([("allocate-node-cidrs".into(), "true".into())]);
@@ -873,7 +882,11 @@ mod tests {
         );
 
         let gates = json!({"A": true, "B": false});
-        assert_eq!(docs["KubeletConfiguration"]["featureGates"], gates);
+        assert_eq!(
+            docs["KubeletConfiguration"]["featureGates"],
+            json!({"A": true, "B": true, "K": true}),
+            "the kubelet's own gates win there"
+        );
         assert_eq!(
             docs["KubeletConfiguration"]["resolvConf"],
             "/etc/kdind/resolv.conf"

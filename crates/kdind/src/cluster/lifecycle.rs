@@ -80,6 +80,36 @@ pub enum ClusterError {
          IPv6 node networking, DNS64 or NAT64; use IP_MODE=ipv4"
     )]
     UnsupportedIpMode(crate::net::IpMode),
+    #[error(
+        "APISERVER_PORT {0} is in use on 127.0.0.1; choose a free port, or leave APISERVER_PORT \
+         unset for kdind to take one"
+    )]
+    PortInUse(u16),
+    #[error(
+        "another kdind command is working on cluster {0} (up, down, clean, reup, init or join); \
+         wait for it to finish"
+    )]
+    Busy(String),
+    #[error("cannot lock cluster {context} ({path}): {source}")]
+    Lock {
+        context: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "cluster {0} exists already; `kdind up` starts it again, `kdind join` adds a node, \
+         `kdind clean` removes it"
+    )]
+    Exists(String),
+    #[error("cluster {0} is not running; bring it up with `kdind up` first")]
+    NotRunning(String),
+    #[error("port forwarder {program} failed with {status}: {output}")]
+    Forwarder {
+        program: PathBuf,
+        status: String,
+        output: String,
+    },
     #[error("interrupted{}", if *.0 { "; what was made so far has been removed" } else { "" })]
     Interrupted(bool),
     #[error("no cluster {0} exists; make one with `kdind up`")]
@@ -113,6 +143,16 @@ pub struct ClusterOptions {
     pub apiserver_args: BTreeMap<String, String>,
     pub controller_manager_args: BTreeMap<String, String>,
     pub scheduler_args: BTreeMap<String, String>,
+    /// Feature gates of the kubelets only, on top of `feature_gates`.
+    pub kubelet_feature_gates: BTreeMap<String, bool>,
+    /// Whether `plan.workers` was asked for. When it was not, an existing cluster keeps the
+    /// workers it has; when it was, it must match them.
+    pub workers_given: bool,
+    /// Program run with the API server's host port once the cluster answers.
+    pub port_forwarder: Option<PathBuf>,
+    /// Extra arguments of `kubeadm init` and `kubeadm join`.
+    pub kubeadm_init_args: Vec<String>,
+    pub kubeadm_join_args: Vec<String>,
 }
 
 impl ClusterOptions {
@@ -132,6 +172,11 @@ impl ClusterOptions {
             apiserver_args: BTreeMap::new(),
             controller_manager_args: BTreeMap::new(),
             scheduler_args: BTreeMap::new(),
+            kubelet_feature_gates: BTreeMap::new(),
+            workers_given: false,
+            port_forwarder: None,
+            kubeadm_init_args: Vec::new(),
+            kubeadm_join_args: Vec::new(),
         }
     }
 
@@ -166,20 +211,58 @@ pub async fn up<P: Provider>(
     options: &ClusterOptions,
     progress: &dyn Progress,
 ) -> Result<Running> {
-    let options = &with_cluster_id(provider, options).await?;
+    let _lock = lock(&options.name)?;
+    up_locked(provider, options, false, progress).await
+}
+
+/// Forms a new cluster like [`up`], with `options.kubeadm_init_args` and
+/// `options.kubeadm_join_args` added to kubeadm's command lines.
+///
+/// # Errors
+///
+/// As [`up`]; a cluster that exists already is refused.
+pub async fn init<P: Provider>(
+    provider: &P,
+    options: &ClusterOptions,
+    progress: &dyn Progress,
+) -> Result<Running> {
+    let _lock = lock(&options.name)?;
+    up_locked(provider, options, true, progress).await
+}
+
+async fn up_locked<P: Provider>(
+    provider: &P,
+    options: &ClusterOptions,
+    must_be_new: bool,
+    progress: &dyn Progress,
+) -> Result<Running> {
+    let options = &settled(provider, options).await?;
     let plan = AddressPlan::new(&options.plan)?;
     if plan.mode != crate::net::IpMode::Ipv4 {
         return Err(ClusterError::UnsupportedIpMode(plan.mode));
     }
     let existing = provider.list(&cluster_labels(&options.name)).await?;
     if !existing.is_empty() {
-        return restore(provider, options, &plan, progress).await;
+        if must_be_new {
+            return Err(ClusterError::Exists(options.name.context()));
+        }
+        let running = restore(provider, options, &plan, progress).await?;
+        forward_port(options, running.apiserver_port, progress).await?;
+        return Ok(running);
     }
 
     let version = node_image_version(provider, &options.image).await?;
     check_subnets_free(provider, &plan).await?;
+    if let Some(port) = options.apiserver_port {
+        check_port_free(port)?;
+    }
 
-    let result = create(provider, options, &plan, &version, progress).await;
+    let result = async {
+        let running = create(provider, options, &plan, &version, progress).await?;
+        forward_port(options, running.apiserver_port, progress).await?;
+        Ok(running)
+    }
+    .await;
     match result {
         Ok(running) => Ok(running),
         Err(failure) if options.retain => Err(failure),
@@ -205,12 +288,13 @@ pub async fn up_unless<P: Provider>(
     progress: &dyn Progress,
     interrupt: impl std::future::Future<Output = ()>,
 ) -> Result<Running> {
+    let _lock = lock(&options.name)?;
     let existed = !provider
         .list(&cluster_labels(&options.name))
         .await?
         .is_empty();
     tokio::select! {
-        result = up(provider, options, progress) => result,
+        result = up_locked(provider, options, false, progress) => result,
         () = interrupt => {
             let remove = !existed && !options.retain;
             if remove {
@@ -298,6 +382,7 @@ async fn create<P: Provider>(
                 IGNORED_PREFLIGHT.iter().map(|s| (*s).to_owned()).collect();
             init.resolv_conf = RESOLV_CONF.to_owned();
             init.feature_gates = options.feature_gates.clone();
+            init.kubelet_feature_gates = options.kubelet_feature_gates.clone();
             init.apiserver_args = options.apiserver_args.clone();
             init.controller_manager_args = options.controller_manager_args.clone();
             init.scheduler_args = options.scheduler_args.clone();
@@ -306,16 +391,16 @@ async fn create<P: Provider>(
             control_plane
                 .write_file(KUBEADM_CONFIG, config.as_bytes(), 0o600)
                 .await?;
-            control_plane
-                .exec(&[
-                    "kubeadm",
-                    "init",
-                    "--config",
-                    KUBEADM_CONFIG,
-                    "--skip-token-print",
-                    "--v=1",
-                ])
-                .await?;
+            let mut command: Vec<&str> = vec![
+                "kubeadm",
+                "init",
+                "--config",
+                KUBEADM_CONFIG,
+                "--skip-token-print",
+                "--v=1",
+            ];
+            command.extend(options.kubeadm_init_args.iter().map(String::as_str));
+            control_plane.exec(&command).await?;
             Ok::<_, ClusterError>(())
         },
     )
@@ -337,16 +422,7 @@ async fn create<P: Provider>(
                     );
                     join.ignore_preflight_errors =
                         IGNORED_PREFLIGHT.iter().map(|s| (*s).to_owned()).collect();
-                    async move {
-                        let config = kubeadm_config::join_config(&join)?;
-                        worker
-                            .write_file(KUBEADM_CONFIG, config.as_bytes(), 0o600)
-                            .await?;
-                        worker
-                            .exec(&["kubeadm", "join", "--config", KUBEADM_CONFIG, "--v=1"])
-                            .await?;
-                        Ok::<_, ClusterError>(())
-                    }
+                    async move { run_kubeadm_join(worker, &join, options).await }
                 }))
                 .await
             },
@@ -370,6 +446,23 @@ async fn create<P: Provider>(
         nodes,
         restored: false,
     })
+}
+
+/// Writes a worker's join configuration and runs `kubeadm join` with the caller's extra
+/// arguments.
+async fn run_kubeadm_join<P: Provider>(
+    worker: &Node<'_, P>,
+    join: &JoinOptions,
+    options: &ClusterOptions,
+) -> Result<()> {
+    let config = kubeadm_config::join_config(join)?;
+    worker
+        .write_file(KUBEADM_CONFIG, config.as_bytes(), 0o600)
+        .await?;
+    let mut command: Vec<&str> = vec!["kubeadm", "join", "--config", KUBEADM_CONFIG, "--v=1"];
+    command.extend(options.kubeadm_join_args.iter().map(String::as_str));
+    worker.exec(&command).await?;
+    Ok(())
 }
 
 /// Where kdind keeps a node's kubeadm configuration.
@@ -447,7 +540,8 @@ pub async fn reup<P: Provider>(
     options: &ClusterOptions,
     progress: &dyn Progress,
 ) -> Result<Running> {
-    let options = &with_cluster_id(provider, options).await?;
+    let _lock = lock(&options.name)?;
+    let options = &settled(provider, options).await?;
     let name = &options.name;
     let plan = AddressPlan::new(&options.plan)?;
     let containers = provider.list(&cluster_labels(name)).await?;
@@ -494,6 +588,7 @@ pub async fn reup<P: Provider>(
     )
     .await?;
     let states = wait_until_ready(&admin, &plan, Some(since), options.wait, progress).await?;
+    forward_port(options, port, progress).await?;
     Ok(Running {
         context: name.context(),
         kubeconfig: kubeconfig_path,
@@ -501,6 +596,121 @@ pub async fn reup<P: Provider>(
         nodes: states,
         restored: true,
     })
+}
+
+/// Adds a worker node to a running cluster: the next `kube-node-N`, at the next address of the
+/// management network, joined with `kubeadm join` and `options.kubeadm_join_args`. Every node's
+/// routes are extended to the new node's pod subnet.
+///
+/// # Errors
+///
+/// Fails when the cluster does not exist or is not running, or when its networks have no room
+/// for another node; a failure after the node was started removes it again (unless `retain`),
+/// leaving the cluster as it was.
+pub async fn join<P: Provider>(
+    provider: &P,
+    options: &ClusterOptions,
+    progress: &dyn Progress,
+) -> Result<Running> {
+    let _lock = lock(&options.name)?;
+    let mut options = settled(provider, &ClusterOptions {
+        workers_given: false,
+        ..options.clone()
+    })
+    .await?;
+    let name = options.name.clone();
+    let containers = provider.list(&cluster_labels(&name)).await?;
+    if containers.is_empty() {
+        return Err(ClusterError::NoCluster(name.context()));
+    }
+    let current = AddressPlan::new(&options.plan)?;
+    require_planned_nodes(&name, &current, &containers)?;
+    if containers.iter().any(|c| !c.running || c.paused) {
+        return Err(ClusterError::NotRunning(name.context()));
+    }
+    options.plan.workers += 1;
+    let plan = AddressPlan::new(&options.plan)?;
+    let version = node_image_version(provider, &options.image).await?;
+
+    let index = plan.workers;
+    let spec = node_spec(&options, &plan, index);
+    let result = async {
+        let node = step(progress, &format!("Starting node {}", spec.name), async {
+            let node = node::start(provider, &spec).await?;
+            wait_for_systemd(&node).await?;
+            Ok::<_, ClusterError>(node)
+        })
+        .await?;
+        step(progress, "Extending the pod network", async {
+            let nodes: Vec<Node<'_, P>> = (0..plan.node_count())
+                .map(|i| Node::attach(provider, &name.node(i)))
+                .collect();
+            try_join_all(
+                nodes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| configure_pod_network(n, &plan, i as u32)),
+            )
+            .await
+        })
+        .await?;
+        step(
+            progress,
+            &format!("Running kubeadm join on {}", spec.name),
+            async {
+                let control_plane = Node::attach(provider, &name.control_plane());
+                let token = kubeadm_config::token();
+                control_plane
+                    .exec(&["kubeadm", "token", "create", &token, "--ttl", "15m"])
+                    .await?;
+                let mut join = JoinOptions::new(version.clone(), &plan, index, node.name(), &token);
+                join.ignore_preflight_errors =
+                    IGNORED_PREFLIGHT.iter().map(|s| (*s).to_owned()).collect();
+                run_kubeadm_join(&node, &join, &options).await
+            },
+        )
+        .await?;
+        let control_plane = Node::attach(provider, &name.control_plane());
+        let (kubeconfig_path, port, admin) = step(
+            progress,
+            &format!("Writing kubeconfig context {}", name.context()),
+            async { export_kubeconfig(provider, &options, &control_plane).await },
+        )
+        .await?;
+        let nodes = wait_until_ready(&admin, &plan, None, options.wait, progress).await?;
+        Ok(Running {
+            context: name.context(),
+            kubeconfig: kubeconfig_path,
+            apiserver_port: port,
+            nodes,
+            restored: false,
+        })
+    }
+    .await;
+    match result {
+        Ok(running) => Ok(running),
+        Err(failure) if options.retain => Err(failure),
+        Err(failure) => match remove_node(provider, &spec).await {
+            Ok(()) => Err(failure),
+            Err(cleanup) => Err(ClusterError::CleanupFailed {
+                failure: Box::new(failure),
+                cleanup: Box::new(cleanup),
+            }),
+        },
+    }
+}
+
+/// Removes one node container and its volumes.
+async fn remove_node<P: Provider>(provider: &P, spec: &NodeSpec) -> Result<()> {
+    provider.remove(&spec.name).await?;
+    for volume in [
+        &spec.var_volume,
+        &spec.containerd_volume,
+        &ClusterName::etc_volume(&spec.name),
+    ] {
+        provider.remove_volume(volume).await?;
+    }
+    Ok(())
 }
 
 /// The clusters kdind finds on the engine, by context name, with their node containers.
@@ -596,6 +806,7 @@ pub async fn down<P: Provider>(
     name: &ClusterName,
     progress: &dyn Progress,
 ) -> Result<Vec<String>> {
+    let _lock = lock(name)?;
     let containers = provider.list(&cluster_labels(name)).await?;
     if containers.is_empty() {
         return Err(ClusterError::NoCluster(name.context()));
@@ -618,6 +829,7 @@ pub async fn clean<P: Provider>(
     kubeconfig_file: Option<PathBuf>,
     progress: &dyn Progress,
 ) -> Result<()> {
+    let _lock = lock(name)?;
     let mut options = ClusterOptions::new(name.clone(), String::new());
     options.kubeconfig = kubeconfig_file;
     step(
@@ -671,15 +883,20 @@ fn require_planned_nodes(
 /// Label holding the cluster ID a cluster was made with (its management network follows it).
 pub const LABEL_CLUSTER_ID: &str = "io.kdind.cluster-id";
 
-/// The options with the cluster ID settled: the one an existing cluster was made with, else
-/// for a cluster with a label and no ID the lowest free one, so that labelled clusters get
-/// management networks of their own; otherwise as given.
-async fn with_cluster_id<P: Provider>(
-    provider: &P,
-    options: &ClusterOptions,
-) -> Result<ClusterOptions> {
+/// The options settled against what exists. The cluster ID: the one an existing cluster was
+/// made with, else for a cluster with a label and no ID the lowest free one, so that labelled
+/// clusters get management networks of their own; otherwise as given. The workers: an existing
+/// cluster keeps the ones it has (`kdind join` may have added some) unless a number was asked
+/// for.
+async fn settled<P: Provider>(provider: &P, options: &ClusterOptions) -> Result<ClusterOptions> {
     let mut settled = options.clone();
     let existing = provider.list(&cluster_labels(&options.name)).await?;
+    if !existing.is_empty() && !options.workers_given {
+        settled.plan.workers = existing
+            .iter()
+            .filter(|c| c.labels.get(LABEL_ROLE).is_some_and(|r| r == "worker"))
+            .count() as u32;
+    }
     let recorded = existing.iter().find_map(|c| c.labels.get(LABEL_CLUSTER_ID));
     if let Some(id) = recorded.and_then(|id| id.parse().ok()) {
         settled.plan.cluster_id = id;
@@ -894,6 +1111,84 @@ async fn node_image_version<P: Provider>(provider: &P, image: &str) -> Result<Ku
         .get(image::LABEL_KUBE_VERSION)
         .and_then(|v| KubeVersion::parse(v))
         .ok_or_else(|| ClusterError::NotANodeImage(image.to_owned()))
+}
+
+/// Refuses a host port for the API server that something on the machine listens on already.
+fn check_port_free(port: u16) -> Result<()> {
+    match std::net::TcpListener::bind(("127.0.0.1", port)) {
+        Ok(_) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::AddrInUse => {
+            Err(ClusterError::PortInUse(port))
+        }
+        // Not ours to bind (a privileged port, say); the engine, which runs as root, may.
+        Err(_) => Ok(()),
+    }
+}
+
+/// Runs the port forwarder, if one is set, with the API server's host port.
+async fn forward_port(options: &ClusterOptions, port: u16, progress: &dyn Progress) -> Result<()> {
+    let Some(program) = &options.port_forwarder else {
+        return Ok(());
+    };
+    step(
+        progress,
+        &format!("Running port forwarder {} {port}", program.display()),
+        async {
+            let output = tokio::process::Command::new(program)
+                .arg(port.to_string())
+                .stdin(std::process::Stdio::null())
+                .output()
+                .await
+                .map_err(|err| ClusterError::Forwarder {
+                    program: program.clone(),
+                    status: "an error starting it".into(),
+                    output: err.to_string(),
+                })?;
+            if output.status.success() {
+                return Ok(());
+            }
+            let mut text = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+            if text.is_empty() {
+                text = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+            }
+            Err(ClusterError::Forwarder {
+                program: program.clone(),
+                status: output.status.to_string(),
+                output: text,
+            })
+        },
+    )
+    .await
+}
+
+/// A held lock on one cluster; dropping it lets the next command in.
+#[derive(Debug)]
+pub struct ClusterLock {
+    _file: std::fs::File,
+}
+
+/// Takes the lock that keeps two commands that change a cluster from running at once: a file
+/// lock under kdind's cache directory, freed by the system when the holder exits however it
+/// does.
+///
+/// # Errors
+///
+/// [`ClusterError::Busy`] when another command holds it.
+pub fn lock(name: &ClusterName) -> Result<ClusterLock> {
+    let dir = image::cache::root().join("locks");
+    let path = dir.join(format!("{}.lock", name.context()));
+    let failed = |source| ClusterError::Lock {
+        context: name.context(),
+        path: path.clone(),
+        source,
+    };
+    std::fs::create_dir_all(&dir).map_err(failed)?;
+    let file = std::fs::File::create(&path).map_err(failed)?;
+    match file.try_lock() {
+        Ok(()) => Ok(ClusterLock { _file: file }),
+        Err(std::fs::TryLockError::WouldBlock) => Err(ClusterError::Busy(name.context())),
+        Err(std::fs::TryLockError::Error(err)) => Err(failed(err)),
+    }
 }
 
 /// Refuses a management network that overlaps a network the engine already has.

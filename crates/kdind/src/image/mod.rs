@@ -255,8 +255,8 @@ pub async fn build_node_image<P: Provider>(
     let key = key.finish();
 
     let name = options.image_name();
-    if let Some(labels) = provider.image_labels(&name).await? {
-        if labels.get(LABEL_BUILD_KEY) == Some(&key) {
+    if let Some(labels) = provider.image_labels(&name).await?
+        && labels.get(LABEL_BUILD_KEY) == Some(&key) {
             progress.note(&format!("Image {name} is up to date"));
             return Ok(BuiltImage {
                 name,
@@ -266,7 +266,6 @@ pub async fn build_node_image<P: Provider>(
                 reused: true,
             });
         }
-    }
 
     let binaries = assemble::Binaries {
         kubernetes: kube_bin.clone(),
@@ -296,12 +295,11 @@ pub async fn build_node_image<P: Provider>(
         assemble::run(provider, &plan, &binaries, cache),
     )
     .await?;
-    if let Some(previous) = previous {
-        if provider.image_id(&name).await?.as_ref() != Some(&previous) {
+    if let Some(previous) = previous
+        && provider.image_id(&name).await?.as_ref() != Some(&previous) {
             let removed = provider.remove_unused_image(&previous).await?;
             tracing::debug!(%previous, removed, "image replaced by the build");
         }
-    }
     Ok(BuiltImage {
         name,
         key,
@@ -423,11 +421,10 @@ async fn list_images(kube_bin: &Path, version: &KubeVersion) -> Result<ImageSet>
 async fn base_image<P: Provider>(provider: &P, cache: &Path) -> Result<(String, String)> {
     let key = rootfs::key();
     let name = format!("kdind/base:{}", key.short());
-    if let Some(labels) = provider.image_labels(&name).await? {
-        if labels.get(LABEL_BUILD_KEY) == Some(&key.finish()) {
+    if let Some(labels) = provider.image_labels(&name).await?
+        && labels.get(LABEL_BUILD_KEY) == Some(&key.finish()) {
             return Ok((name, key.finish()));
         }
-    }
     let tarball = rootfs::build(cache).await?;
     let config = ImageConfig {
         cmd: vec!["/sbin/init".into()],

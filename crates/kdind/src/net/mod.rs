@@ -144,9 +144,9 @@ pub enum Input {
 impl fmt::Display for Input {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Input::Management => "management network",
-            Input::Pods => "pod network",
-            Input::Services => "service network",
+            Input::Management => "management network (MGMT_CIDRS)",
+            Input::Pods => "pod network (POD_NETWORK_CIDR)",
+            Input::Services => "service network (SERVICE_CIDR)",
         })
     }
 }
@@ -765,8 +765,8 @@ mod tests {
         ));
         assert_eq!(
             err.to_string(),
-            "management network fd00:20::/64 is IPv6, but the cluster is IPv4-only; give an \
-             IPv4 CIDR such as 10.192.0.0/24"
+            "management network (MGMT_CIDRS) fd00:20::/64 is IPv6, but the cluster is \
+             IPv4-only; give an IPv4 CIDR such as 10.192.0.0/24"
         );
 
         let err = error(PlanInput {
@@ -796,7 +796,7 @@ mod tests {
                 source: CidrError::Syntax(_)
             }
         ));
-        assert_eq!(err.to_string(), "invalid service network");
+        assert_eq!(err.to_string(), "invalid service network (SERVICE_CIDR)");
 
         let err = error(PlanInput {
             management: Some("10.192.0.5/24".into()),
@@ -926,8 +926,8 @@ mod tests {
         ));
         assert_eq!(
             err.to_string(),
-            "management network 10.192.0.0/24 overlaps pod network 10.192.0.0/16; give networks \
-             that share no address"
+            "management network (MGMT_CIDRS) 10.192.0.0/24 overlaps pod network \
+             (POD_NETWORK_CIDR) 10.192.0.0/16; give networks that share no address"
         );
 
         let err = error(PlanInput {
