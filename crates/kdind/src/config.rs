@@ -155,16 +155,32 @@ pub const KEYS: &[(&str, Option<&str>, &str)] = &[
     ("label", Some("DIND_LABEL"), "--label"),
     ("ipMode", Some("IP_MODE"), "--ip-mode"),
     ("mgmtCidrs", Some("MGMT_CIDRS"), "--mgmt-cidrs"),
-    ("podNetworkCidr", Some("POD_NETWORK_CIDR"), "--pod-network-cidr"),
+    (
+        "podNetworkCidr",
+        Some("POD_NETWORK_CIDR"),
+        "--pod-network-cidr",
+    ),
     ("serviceCidr", Some("SERVICE_CIDR"), "--service-cidr"),
     ("cniPlugin", Some("CNI_PLUGIN"), "--cni-plugin"),
     ("apiserverPort", Some("APISERVER_PORT"), "--apiserver-port"),
-    ("portForwarder", Some("DIND_PORT_FORWARDER"), "--port-forwarder"),
+    (
+        "portForwarder",
+        Some("DIND_PORT_FORWARDER"),
+        "--port-forwarder",
+    ),
     ("image", Some("DIND_IMAGE"), "--image"),
     ("featureGates", Some("FEATURE_GATES"), "--feature-gates"),
-    ("kubeletFeatureGates", Some("KUBELET_FEATURE_GATES"), "--kubelet-feature-gates"),
+    (
+        "kubeletFeatureGates",
+        Some("KUBELET_FEATURE_GATES"),
+        "--kubelet-feature-gates",
+    ),
     ("apiserverArgs", Some("APISERVER_<flag>"), "--apiserver-arg"),
-    ("controllerManagerArgs", Some("CONTROLLER_MANAGER_<flag>"), "--controller-manager-arg"),
+    (
+        "controllerManagerArgs",
+        Some("CONTROLLER_MANAGER_<flag>"),
+        "--controller-manager-arg",
+    ),
     ("schedulerArgs", Some("SCHEDULER_<flag>"), "--scheduler-arg"),
     ("kubeconfig", None, "--kubeconfig"),
     ("waitSeconds", None, "--wait"),
@@ -244,7 +260,10 @@ pub fn from_env<'a>(
         }))
     };
     Ok(Config {
-        num_nodes: small(number("NUM_NODES", "a whole number of worker nodes, such as 2")?),
+        num_nodes: small(number(
+            "NUM_NODES",
+            "a whole number of worker nodes, such as 2",
+        )?),
         cluster_id: small(number(
             "CLUSTER_ID",
             "a cluster ID: a whole number from 1 to 254, or 0 for the default cluster",
@@ -255,10 +274,7 @@ pub fn from_env<'a>(
         pod_network_cidr: get("POD_NETWORK_CIDR"),
         service_cidr: get("SERVICE_CIDR"),
         cni_plugin: get("CNI_PLUGIN"),
-        apiserver_port: small(number(
-            "APISERVER_PORT",
-            "a port number from 1 to 65535",
-        )?),
+        apiserver_port: small(number("APISERVER_PORT", "a port number from 1 to 65535")?),
         port_forwarder: get("DIND_PORT_FORWARDER"),
         image: get("DIND_IMAGE"),
         feature_gates: gates("FEATURE_GATES")?,
@@ -445,13 +461,14 @@ impl Resolved {
             }
         };
         if let Some(program) = &config.port_forwarder {
-            options.port_forwarder = Some(find_program(program).map_err(|accepted| {
-                ConfigError::Invalid {
-                    input: self.input("portForwarder"),
-                    value: program.clone(),
-                    accepted,
-                }
-            })?);
+            options.port_forwarder =
+                Some(
+                    find_program(program).map_err(|accepted| ConfigError::Invalid {
+                        input: self.input("portForwarder"),
+                        value: program.clone(),
+                        accepted,
+                    })?,
+                );
         }
 
         for (key, gates) in [
@@ -520,7 +537,9 @@ impl Resolved {
         shown.num_nodes.get_or_insert(DEFAULT_NUM_NODES);
         shown.cluster_id.get_or_insert(0);
         shown.ip_mode.get_or_insert_with(|| "ipv4".into());
-        shown.cni_plugin.get_or_insert_with(|| CNI_PLUGINS[0].into());
+        shown
+            .cni_plugin
+            .get_or_insert_with(|| CNI_PLUGINS[0].into());
         shown.image.get_or_insert_with(|| self.image());
         shown.wait_seconds.get_or_insert(DEFAULT_WAIT_SECONDS);
         if let Ok(options) = self.options()
@@ -647,7 +666,11 @@ mod tests {
     fn later_layers_win_key_by_key_and_maps_entry_by_entry() {
         let file = "numNodes: 4\nlabel: lab\nfeatureGates: {A: true, B: true}\n\
                     apiserverArgs: {v: 2}\n";
-        let env = [("NUM_NODES", "3"), ("FEATURE_GATES", "B=false"), ("IP_MODE", "")];
+        let env = [
+            ("NUM_NODES", "3"),
+            ("FEATURE_GATES", "B=false"),
+            ("IP_MODE", ""),
+        ];
         let flags = Config {
             num_nodes: Some(1),
             ..Default::default()
@@ -673,7 +696,10 @@ mod tests {
     fn errors_name_the_input_as_it_was_given() {
         let resolved = layers("label: Bad_Label\n", &[], Config::default());
         let err = resolved.options().unwrap_err().to_string();
-        assert!(err.starts_with("label (in kdind.yaml) \"Bad_Label\""), "{err}");
+        assert!(
+            err.starts_with("label (in kdind.yaml) \"Bad_Label\""),
+            "{err}"
+        );
 
         let resolved = layers("", &[("DIND_LABEL", "-x")], Config::default());
         let err = resolved.options().unwrap_err().to_string();
@@ -684,14 +710,28 @@ mod tests {
             ..Default::default()
         };
         let err = layers("", &[], flags).options().unwrap_err().to_string();
-        assert!(err.starts_with("--apiserver-port 70000 is out of range"), "{err}");
+        assert!(
+            err.starts_with("--apiserver-port 70000 is out of range"),
+            "{err}"
+        );
     }
 
     #[test]
     fn refuses_unknown_keys_and_bad_values_in_the_file() {
-        for bad in ["numNode: 3\n", "numNodes: two\n", "- a\n", "clusterId: -1\n", "{"] {
-            let err = parse_file(Path::new("f.yaml"), bad).unwrap_err().to_string();
-            assert!(err.contains("f.yaml is not a valid kdind configuration"), "{bad}: {err}");
+        for bad in [
+            "numNode: 3\n",
+            "numNodes: two\n",
+            "- a\n",
+            "clusterId: -1\n",
+            "{",
+        ] {
+            let err = parse_file(Path::new("f.yaml"), bad)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("f.yaml is not a valid kdind configuration"),
+                "{bad}: {err}"
+            );
             assert!(err.contains("numNodes, clusterId"), "{bad}: {err}");
         }
         assert_eq!(parse_file(Path::new("f"), "\n").unwrap(), Config::default());
@@ -704,7 +744,9 @@ mod tests {
             err,
             "NUM_NODES=\"two\" is not a whole number of worker nodes, such as 2"
         );
-        let err = from_env([("KUBELET_FEATURE_GATES", "A")]).unwrap_err().to_string();
+        let err = from_env([("KUBELET_FEATURE_GATES", "A")])
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("KUBELET_FEATURE_GATES:"), "{err}");
     }
 
@@ -714,8 +756,14 @@ mod tests {
             (("CNI_PLUGIN", "flannel"), "CNI_PLUGIN"),
             (("IP_MODE", "ipv5"), "IP_MODE"),
             (("CLUSTER_ID", "255"), "CLUSTER_ID"),
-            (("DIND_PORT_FORWARDER", "/nonexistent/forward"), "DIND_PORT_FORWARDER"),
-            (("DIND_PORT_FORWARDER", "kdind-no-such-forwarder"), "DIND_PORT_FORWARDER"),
+            (
+                ("DIND_PORT_FORWARDER", "/nonexistent/forward"),
+                "DIND_PORT_FORWARDER",
+            ),
+            (
+                ("DIND_PORT_FORWARDER", "kdind-no-such-forwarder"),
+                "DIND_PORT_FORWARDER",
+            ),
             (("APISERVER_PORT", "0"), "APISERVER_PORT"),
         ] {
             let err = layers("", &[env], Config::default())
@@ -735,8 +783,14 @@ mod tests {
         );
         let text = resolved.to_yaml();
         assert!(text.contains("clusterId: 20  # file kdind.yaml"), "{text}");
-        assert!(text.contains("mgmtCidrs: 10.192.20.0/24  # default"), "{text}");
-        assert!(text.contains("apiserverArgs:  # APISERVER_<flag>"), "{text}");
+        assert!(
+            text.contains("mgmtCidrs: 10.192.20.0/24  # default"),
+            "{text}"
+        );
+        assert!(
+            text.contains("apiserverArgs:  # APISERVER_<flag>"),
+            "{text}"
+        );
         let again = parse_file(Path::new("printed"), &text).unwrap();
         assert_eq!(again.cluster_id, Some(20));
         assert_eq!(again.num_nodes, Some(DEFAULT_NUM_NODES));

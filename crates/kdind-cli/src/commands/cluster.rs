@@ -244,7 +244,10 @@ impl Up {
         let running = lifecycle::reup(&docker, &options, status)
             .await
             .with_context(|| {
-                format!("failed to replace the nodes of cluster {}", options.name.context())
+                format!(
+                    "failed to replace the nodes of cluster {}",
+                    options.name.context()
+                )
             })?;
         report(&running);
         Ok(())

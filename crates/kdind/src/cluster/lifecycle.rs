@@ -613,10 +613,13 @@ pub async fn join<P: Provider>(
     progress: &dyn Progress,
 ) -> Result<Running> {
     let _lock = lock(&options.name)?;
-    let mut options = settled(provider, &ClusterOptions {
-        workers_given: false,
-        ..options.clone()
-    })
+    let mut options = settled(
+        provider,
+        &ClusterOptions {
+            workers_given: false,
+            ..options.clone()
+        },
+    )
     .await?;
     let name = options.name.clone();
     let containers = provider.list(&cluster_labels(&name)).await?;

@@ -256,16 +256,17 @@ pub async fn build_node_image<P: Provider>(
 
     let name = options.image_name();
     if let Some(labels) = provider.image_labels(&name).await?
-        && labels.get(LABEL_BUILD_KEY) == Some(&key) {
-            progress.note(&format!("Image {name} is up to date"));
-            return Ok(BuiltImage {
-                name,
-                key,
-                images,
-                kubernetes_bin: kube_bin,
-                reused: true,
-            });
-        }
+        && labels.get(LABEL_BUILD_KEY) == Some(&key)
+    {
+        progress.note(&format!("Image {name} is up to date"));
+        return Ok(BuiltImage {
+            name,
+            key,
+            images,
+            kubernetes_bin: kube_bin,
+            reused: true,
+        });
+    }
 
     let binaries = assemble::Binaries {
         kubernetes: kube_bin.clone(),
@@ -296,10 +297,11 @@ pub async fn build_node_image<P: Provider>(
     )
     .await?;
     if let Some(previous) = previous
-        && provider.image_id(&name).await?.as_ref() != Some(&previous) {
-            let removed = provider.remove_unused_image(&previous).await?;
-            tracing::debug!(%previous, removed, "image replaced by the build");
-        }
+        && provider.image_id(&name).await?.as_ref() != Some(&previous)
+    {
+        let removed = provider.remove_unused_image(&previous).await?;
+        tracing::debug!(%previous, removed, "image replaced by the build");
+    }
     Ok(BuiltImage {
         name,
         key,
@@ -422,9 +424,10 @@ async fn base_image<P: Provider>(provider: &P, cache: &Path) -> Result<(String, 
     let key = rootfs::key();
     let name = format!("kdind/base:{}", key.short());
     if let Some(labels) = provider.image_labels(&name).await?
-        && labels.get(LABEL_BUILD_KEY) == Some(&key.finish()) {
-            return Ok((name, key.finish()));
-        }
+        && labels.get(LABEL_BUILD_KEY) == Some(&key.finish())
+    {
+        return Ok((name, key.finish()));
+    }
     let tarball = rootfs::build(cache).await?;
     let config = ImageConfig {
         cmd: vec!["/sbin/init".into()],
