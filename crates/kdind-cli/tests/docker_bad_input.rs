@@ -100,7 +100,7 @@ const CASES: &[Case] = &[
         &[("NUM_NODES", "-1")],
         &["NUM_NODES=\"-1\"", "whole number"],
     ),
-    env(&[("NUM_NODES", "300")], &["MGMT_CIDRS", "fewer workers"]),
+    env(&[("NUM_NODES", "300")], &["NUM_NODES", "fewer workers"]),
     args(&["up", "--num-nodes", "x"], &["--num-nodes"]),
     // Cluster IDs and labels.
     env(
@@ -196,8 +196,12 @@ const CASES: &[Case] = &[
         &["MGMT_CIDRS", "overlaps", "POD_NETWORK_CIDR"],
     ),
     env(
-        &[("SERVICE_CIDR", "10.96.0.0/8")],
+        &[("SERVICE_CIDR", "172.0.0.0/8")],
         &["SERVICE_CIDR", "larger than the API server"],
+    ),
+    env(
+        &[("SERVICE_CIDR", "10.96.0.0/8")],
+        &["SERVICE_CIDR", "bits set past its prefix", "10.0.0.0/8"],
     ),
     env(
         &[("SERVICE_CIDR", "10.96.0.0/30")],

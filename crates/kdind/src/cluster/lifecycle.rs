@@ -891,6 +891,10 @@ pub const LABEL_CLUSTER_ID: &str = "io.kdind.cluster-id";
 /// clusters get management networks of their own; otherwise as given. The workers: an existing
 /// cluster keeps the ones it has (`kdind join` may have added some) unless a number was asked
 /// for.
+///
+/// Drawing an ID is not locked across clusters: two labelled clusters made at the same moment
+/// may draw the same ID, and the second then fails when the engine refuses its overlapping
+/// network (and removes what it made). Made one after the other, they never collide.
 async fn settled<P: Provider>(provider: &P, options: &ClusterOptions) -> Result<ClusterOptions> {
     let mut settled = options.clone();
     let existing = provider.list(&cluster_labels(&options.name)).await?;

@@ -84,7 +84,7 @@ pub enum NetError {
     #[error(
         "{input} {cidr} has room for {room} node addresses, but {needed} are needed (the \
          control plane and {workers} workers, after the gateway); give a network with a shorter \
-         prefix or fewer workers"
+         prefix or fewer workers (NUM_NODES)"
     )]
     ManagementTooSmall {
         input: Input,
@@ -96,7 +96,7 @@ pub enum NetError {
     #[error(
         "{input} {cidr} holds {room} node subnets of /{node_prefix} after the unused first one, \
          but the control plane and {workers} workers need {needed}; give a network with a \
-         shorter prefix or fewer workers"
+         shorter prefix or fewer workers (NUM_NODES)"
     )]
     PodsTooSmall {
         input: Input,
