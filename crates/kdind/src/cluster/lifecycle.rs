@@ -102,6 +102,13 @@ pub enum ClusterError {
          `kdind clean` removes it"
     )]
     Exists(String),
+    #[error(
+        "the host allows {limit} inotify instances per user (fs.inotify.max_user_instances) and \
+         kdind's nodes would need about {needed} with the new ones; their kubelets would hang. \
+         Raise it, as root: sysctl -w fs.inotify.max_user_instances=1024 (scripts/start-docker \
+         does), or remove clusters you no longer use"
+    )]
+    InotifyLimit { limit: u64, needed: u64 },
     #[error("cluster {0} is not running; bring it up with `kdind up` first")]
     NotRunning(String),
     #[error("port forwarder {program} failed with {status}: {output}")]
@@ -246,6 +253,13 @@ async fn up_locked<P: Provider>(
         if must_be_new {
             return Err(ClusterError::Exists(options.name.context()));
         }
+        let stopped = |role: &str| {
+            existing
+                .iter()
+                .filter(|c| !c.running && c.labels.get(LABEL_ROLE).is_some_and(|r| r == role))
+                .count() as u32
+        };
+        check_inotify_room(provider, stopped("control-plane"), stopped("worker")).await?;
         let running = restore(provider, options, &plan, progress).await?;
         forward_port(options, running.apiserver_port, progress).await?;
         return Ok(running);
@@ -256,6 +270,7 @@ async fn up_locked<P: Provider>(
     if let Some(port) = options.apiserver_port {
         check_port_free(port)?;
     }
+    check_inotify_room(provider, 1, plan.workers).await?;
 
     let result = async {
         let running = create(provider, options, &plan, &version, progress).await?;
@@ -634,6 +649,7 @@ pub async fn join<P: Provider>(
     options.plan.workers += 1;
     let plan = AddressPlan::new(&options.plan)?;
     let version = node_image_version(provider, &options.image).await?;
+    check_inotify_room(provider, 0, 1).await?;
 
     let index = plan.workers;
     let spec = node_spec(&options, &plan, index);
@@ -1130,6 +1146,49 @@ fn check_port_free(port: u16) -> Result<()> {
         // Not ours to bind (a privileged port, say); the engine, which runs as root, may.
         Err(_) => Ok(()),
     }
+}
+
+/// inotify instances a node holds, measured on kdind's nodes: systemd, containerd, the kubelet
+/// and on a control plane the API server and controller manager each keep several.
+const INOTIFY_PER_CONTROL_PLANE: u64 = 32;
+const INOTIFY_PER_WORKER: u64 = 20;
+/// Left for the host's own processes.
+const INOTIFY_HOST_SHARE: u64 = 16;
+
+/// Refuses to add nodes past the host's limit of inotify instances, which every node container
+/// shares (they run as the same user): past it kubelets start but never report Ready. Checked
+/// only for a local engine, whose host is this one.
+async fn check_inotify_room<P: Provider>(
+    provider: &P,
+    control_planes: u32,
+    workers: u32,
+) -> Result<()> {
+    let local =
+        std::env::var("DOCKER_HOST").map_or(true, |h| h.is_empty() || h.starts_with("unix://"));
+    let limit = std::fs::read_to_string("/proc/sys/fs/inotify/max_user_instances")
+        .ok()
+        .and_then(|text| text.trim().parse::<u64>().ok());
+    let Some(limit) = limit.filter(|_| local) else {
+        return Ok(());
+    };
+    let managed = BTreeMap::from([(LABEL_MANAGED.to_owned(), "true".to_owned())]);
+    let mut needed = INOTIFY_HOST_SHARE
+        + u64::from(control_planes) * INOTIFY_PER_CONTROL_PLANE
+        + u64::from(workers) * INOTIFY_PER_WORKER;
+    for container in provider.list(&managed).await? {
+        if !container.running {
+            continue;
+        }
+        needed += match container.labels.get(LABEL_ROLE).map(String::as_str) {
+            Some("control-plane") => INOTIFY_PER_CONTROL_PLANE,
+            Some("worker") => INOTIFY_PER_WORKER,
+            _ => 0,
+        };
+    }
+    if needed > limit {
+        return Err(ClusterError::InotifyLimit { limit, needed });
+    }
+    Ok(())
 }
 
 /// Runs the port forwarder, if one is set, with the API server's host port.
