@@ -140,6 +140,10 @@ const CASES: &[Case] = &[
         &["DIND_LABEL", "at most 50 characters"],
     ),
     args(&["up", "--label", "x.y"], &["--label \"x.y\""]),
+    env(
+        &[("DIND_LABEL", "cluster-20")],
+        &["DIND_LABEL \"cluster-20\"", "CLUSTER_ID"],
+    ),
     // Address families and CNI plugins.
     env(
         &[("IP_MODE", "ipv5")],
@@ -298,6 +302,22 @@ const CASES: &[Case] = &[
         &["up", "--config", "/nonexistent/kdind.yaml"],
         &["cannot read config file"],
     ),
+    // Kubeconfig files kdind cannot write its context into.
+    env(
+        &[("KUBECONFIG", "@BROKEN_KUBECONFIG")],
+        &["cannot take the cluster's context", "is not a kubeconfig"],
+    ),
+    env(
+        &[("KUBECONFIG", "@LIST_KUBECONFIG")],
+        &[
+            "cannot take the cluster's context",
+            "KUBECONFIG or --kubeconfig",
+        ],
+    ),
+    args(
+        &["up", "--kubeconfig", "@PLAIN_FILE/config"],
+        &["cannot take the cluster's context", "is not a directory"],
+    ),
     // Clusters that are not there, or taken.
     env(
         &[("CLUSTER_ID", "77")],
@@ -333,6 +353,10 @@ async fn docker_bad_input_is_refused_and_leaves_nothing() {
     std::fs::write(&kubeconfig, KUBECONFIG).unwrap();
     let plain_file = scratch.path().join("not-executable");
     std::fs::write(&plain_file, "#!/bin/sh\n").unwrap();
+    let broken_kubeconfig = scratch.path().join("broken-kubeconfig");
+    std::fs::write(&broken_kubeconfig, "clusters: [\n").unwrap();
+    let list_kubeconfig = scratch.path().join("list-kubeconfig");
+    std::fs::write(&list_kubeconfig, "- a\n- b\n").unwrap();
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let busy_port = busy.local_addr().unwrap().port().to_string();
 
@@ -359,6 +383,9 @@ async fn docker_bad_input_is_refused_and_leaves_nothing() {
         }
         let substitute = |text: &str| match text {
             "@FILE" => config.display().to_string(),
+            "@BROKEN_KUBECONFIG" => broken_kubeconfig.display().to_string(),
+            "@LIST_KUBECONFIG" => list_kubeconfig.display().to_string(),
+            "@PLAIN_FILE/config" => plain_file.join("config").display().to_string(),
             "@BUSY_PORT" => busy_port.clone(),
             "@PLAIN_FILE" => plain_file.display().to_string(),
             other => other.to_owned(),
@@ -417,7 +444,15 @@ fn cases_use_known_markers() {
         for arg in case.args.iter().chain(case.env.iter().map(|(_, v)| v)) {
             if let Some(marker) = arg.strip_prefix('@') {
                 assert!(
-                    ["FILE", "BUSY_PORT", "PLAIN_FILE"].contains(&marker),
+                    [
+                        "FILE",
+                        "BUSY_PORT",
+                        "PLAIN_FILE",
+                        "PLAIN_FILE/config",
+                        "BROKEN_KUBECONFIG",
+                        "LIST_KUBECONFIG"
+                    ]
+                    .contains(&marker),
                     "unknown marker {arg}"
                 );
             }

@@ -609,6 +609,15 @@ fn check_label(label: &str) -> Result<(), String> {
         .chars()
         .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
     let ends_fine = !label.starts_with('-') && !label.ends_with('-');
+    let id_like = label
+        .strip_prefix("cluster-")
+        .is_some_and(|rest| !rest.is_empty() && rest.chars().all(|c| c.is_ascii_digit()));
+    if id_like {
+        return Err(
+            "cluster-N names the cluster with CLUSTER_ID N: give that ID instead, or another label"
+                .into(),
+        );
+    }
     if chars_fine && ends_fine && label.len() <= MAX_LABEL_LEN {
         Ok(())
     } else {
@@ -804,7 +813,19 @@ mod tests {
     fn labels_follow_host_name_rules() {
         assert!(check_label("third").is_ok());
         assert!(check_label("a-1").is_ok());
-        for bad in ["Third", "a_b", "a.b", "-a", "a-", "a b", &"x".repeat(51)] {
+        assert!(check_label("cluster-x").is_ok());
+        let long = "x".repeat(51);
+        for bad in [
+            "Third",
+            "a_b",
+            "a.b",
+            "-a",
+            "a-",
+            "a b",
+            &long,
+            "cluster-5",
+            "cluster-020",
+        ] {
             assert!(check_label(bad).is_err(), "{bad}");
         }
     }

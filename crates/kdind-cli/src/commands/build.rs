@@ -55,10 +55,7 @@ impl NodeImage {
         }
 
         let docker = Docker::connect().await?;
-        let interrupt = async {
-            let _ = tokio::signal::ctrl_c().await;
-        };
-        let built = image::build_node_image_unless(&docker, &options, status, interrupt)
+        let built = image::build_node_image_unless(&docker, &options, status, super::interrupted())
             .await
             .with_context(|| format!("failed to build node image {}", options.image_name()))?;
         println!("{}", built.name);

@@ -224,10 +224,7 @@ impl Up {
     pub async fn run(self, status: &Status) -> anyhow::Result<()> {
         let options = self.settings.options()?;
         let docker = Docker::connect().await?;
-        let interrupt = async {
-            let _ = tokio::signal::ctrl_c().await;
-        };
-        let running = lifecycle::up_unless(&docker, &options, status, interrupt)
+        let running = lifecycle::up_unless(&docker, &options, status, super::interrupted())
             .await
             .with_context(|| format!("failed to bring up cluster {}", options.name.context()))?;
         report(&running);
@@ -272,7 +269,7 @@ impl Kubeadm {
         let mut options = self.settings.options()?;
         options.kubeadm_init_args = self.kubeadm_args;
         let docker = Docker::connect().await?;
-        let running = lifecycle::init(&docker, &options, status)
+        let running = lifecycle::init_unless(&docker, &options, status, super::interrupted())
             .await
             .with_context(|| format!("failed to form cluster {}", options.name.context()))?;
         report(&running);
@@ -284,7 +281,7 @@ impl Kubeadm {
         let mut options = self.settings.options()?;
         options.kubeadm_join_args = self.kubeadm_args;
         let docker = Docker::connect().await?;
-        let running = lifecycle::join(&docker, &options, status)
+        let running = lifecycle::join_unless(&docker, &options, status, super::interrupted())
             .await
             .with_context(|| {
                 format!("failed to add a node to cluster {}", options.name.context())

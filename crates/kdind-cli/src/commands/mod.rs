@@ -87,3 +87,26 @@ impl Command {
         }
     }
 }
+
+/// Completes when the user or a supervisor asks kdind to stop: Ctrl-C (SIGINT), SIGTERM (what
+/// CI runners and `timeout` send) or SIGHUP (a closed terminal). Commands that make things race
+/// their work against it, so that what they made is removed rather than left half-made.
+pub async fn interrupted() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut streams = Vec::new();
+    for kind in [
+        SignalKind::interrupt(),
+        SignalKind::terminate(),
+        SignalKind::hangup(),
+    ] {
+        match signal(kind) {
+            Ok(stream) => streams.push(stream),
+            Err(err) => tracing::warn!("cannot watch for signal {kind:?}: {err}"),
+        }
+    }
+    if streams.is_empty() {
+        return std::future::pending().await;
+    }
+    let waits = streams.iter_mut().map(|s| Box::pin(s.recv()));
+    futures_util::future::select_all(waits).await;
+}

@@ -109,6 +109,107 @@ pub fn merge(path: &Path, admin: &str, context: &str, server: &str) -> Result<()
     write(path, &config)
 }
 
+/// A kubeconfig file as it was before kdind wrote a cluster's context into it, so that [`undo`]
+/// can put back what that changed when the cluster is removed again after a failure.
+#[derive(Debug, Clone, Default)]
+pub struct Before {
+    existed: bool,
+    current_context: Option<String>,
+}
+
+/// Checks that [`merge`] could write to `path`: that the file, when there is one, is a
+/// kubeconfig, and that its directory is one or can be made. Nothing is written; what the file
+/// holds now is returned for [`undo`].
+///
+/// # Errors
+///
+/// Fails when the file is not a kubeconfig, cannot be read, or lies below something that is not
+/// a directory.
+pub fn check(path: &Path) -> Result<Before> {
+    let target = real_path(path);
+    let mut dir = parent(&target);
+    loop {
+        match fs::metadata(dir) {
+            Ok(meta) if meta.is_dir() => break,
+            Ok(_) => {
+                return Err(KubeconfigError::Shape {
+                    what: path.display().to_string(),
+                    problem: format!("{} is not a directory", dir.display()),
+                });
+            }
+            Err(err) if err.kind() == io::ErrorKind::NotFound => match dir.parent() {
+                Some(up) if !up.as_os_str().is_empty() => dir = up,
+                _ => break,
+            },
+            Err(source) => return Err(io_error("read", dir, source)),
+        }
+    }
+
+    let mut before = Before {
+        existed: target.exists(),
+        current_context: None,
+    };
+    if let Some(mut config) = read(path)? {
+        let what = path.display().to_string();
+        let root = as_mapping(&mut config, &what)?;
+        for list in ["clusters", "users", "contexts"] {
+            list_of(root, list, &what)?;
+        }
+        before.current_context = root
+            .get("current-context")
+            .and_then(Value::as_str)
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned);
+    }
+    Ok(before)
+}
+
+/// Takes the cluster `name` out of the kubeconfig at `path` after a failed `up`, leaving the
+/// file as `before` found it: the cluster's entries go, the current context goes back to the
+/// one it was (when that context is still there), and a file that did not exist before and
+/// now holds no entries is removed.
+///
+/// # Errors
+///
+/// Fails when the file is not a kubeconfig or cannot be written.
+pub fn undo(path: &Path, name: &str, before: &Before) -> Result<()> {
+    let _lock = Lock::take(path)?;
+    let Some(mut config) = read(path)? else {
+        return Ok(());
+    };
+    let what = path.display().to_string();
+    let root = as_mapping(&mut config, &what)?;
+    let mut empty = true;
+    let mut previous_kept = false;
+    for list in ["clusters", "users", "contexts"] {
+        let entries = list_of(root, list, &what)?;
+        entries.retain(|entry| entry_name(entry) != Some(name));
+        empty &= entries.is_empty();
+        if list == "contexts" {
+            previous_kept = entries
+                .iter()
+                .any(|entry| entry_name(entry) == before.current_context.as_deref());
+        }
+    }
+    if root.get("current-context").and_then(Value::as_str) == Some(name) {
+        let previous = before.current_context.clone().filter(|_| previous_kept);
+        root.insert(
+            "current-context".into(),
+            previous.unwrap_or_default().into(),
+        );
+    }
+    if !before.existed && empty {
+        let target = real_path(path);
+        return match fs::remove_file(&target) {
+            Err(err) if err.kind() != io::ErrorKind::NotFound => {
+                Err(io_error("remove", &target, err))
+            }
+            _ => Ok(()),
+        };
+    }
+    write(path, &config)
+}
+
 /// Removes the cluster, user and context named `name` from the kubeconfig at `path`, and clears
 /// the current context if it was that one. Returns whether anything was removed; a file with
 /// nothing of that name (or no file) is left untouched.
@@ -738,5 +839,42 @@ extensions:
         waiter.join().unwrap().unwrap();
         assert!(path.exists());
         assert!(!lock_path.exists());
+    }
+
+    #[test]
+    fn check_refuses_what_merge_could_not_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config");
+        fs::write(&path, "- a\n").unwrap();
+        assert!(matches!(check(&path), Err(KubeconfigError::Shape { .. })));
+        fs::write(&path, "clusters: [\n").unwrap();
+        assert!(matches!(check(&path), Err(KubeconfigError::Parse { .. })));
+        let err = check(&path.join("below-a-file")).unwrap_err();
+        assert!(err.to_string().ends_with("is not a directory"), "{err}");
+        assert_eq!(fs::read_to_string(&path).unwrap(), "clusters: [\n");
+
+        check(&dir.path().join("new/dirs/config")).unwrap();
+        assert!(!dir.path().join("new").exists(), "check makes nothing");
+    }
+
+    #[test]
+    fn undo_puts_the_file_back_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config");
+        fs::write(&path, EXISTING).unwrap();
+        let before = check(&path).unwrap();
+        merge(&path, ADMIN, "dind-new", "https://127.0.0.1:1").unwrap();
+        assert_eq!(load(&path)["current-context"], "dind-new");
+        undo(&path, "dind-new", &before).unwrap();
+        let config = load(&path);
+        assert_eq!(config["current-context"], "prod");
+        assert_eq!(names(&config, "contexts"), ["prod", "dind"]);
+
+        // A file that was not there is not left behind, empty.
+        let missing = dir.path().join("missing/config");
+        let before = check(&missing).unwrap();
+        merge(&missing, ADMIN, "dind", "https://127.0.0.1:1").unwrap();
+        undo(&missing, "dind", &before).unwrap();
+        assert!(!missing.exists());
     }
 }

@@ -109,9 +109,23 @@ pub enum ClusterError {
          does), or remove clusters you no longer use"
     )]
     InotifyLimit { limit: u64, needed: u64 },
+    #[error(
+        "kubeconfig {} cannot take the cluster's context; mend the file, or name another with \
+         KUBECONFIG or --kubeconfig",
+        path.display()
+    )]
+    KubeconfigUnusable {
+        path: PathBuf,
+        #[source]
+        source: kubeconfig::KubeconfigError,
+    },
     #[error("cluster {0} is not running; bring it up with `kdind up` first")]
     NotRunning(String),
-    #[error("port forwarder {program} failed with {status}: {output}")]
+    #[error(
+        "port forwarder {} failed with {status}{}",
+        program.display(),
+        if output.is_empty() { String::new() } else { format!(": {output}") }
+    )]
     Forwarder {
         program: PathBuf,
         status: String,
@@ -218,8 +232,7 @@ pub async fn up<P: Provider>(
     options: &ClusterOptions,
     progress: &dyn Progress,
 ) -> Result<Running> {
-    let _lock = lock(&options.name)?;
-    up_locked(provider, options, false, progress).await
+    up_locked_unless(provider, options, false, progress, std::future::pending()).await
 }
 
 /// Forms a new cluster like [`up`], with `options.kubeadm_init_args` and
@@ -233,14 +246,14 @@ pub async fn init<P: Provider>(
     options: &ClusterOptions,
     progress: &dyn Progress,
 ) -> Result<Running> {
-    let _lock = lock(&options.name)?;
-    up_locked(provider, options, true, progress).await
+    up_locked_unless(provider, options, true, progress, std::future::pending()).await
 }
 
 async fn up_locked<P: Provider>(
     provider: &P,
     options: &ClusterOptions,
     must_be_new: bool,
+    kubeconfig_before: &kubeconfig::Before,
     progress: &dyn Progress,
 ) -> Result<Running> {
     let options = &settled(provider, options).await?;
@@ -281,7 +294,7 @@ async fn up_locked<P: Provider>(
     match result {
         Ok(running) => Ok(running),
         Err(failure) if options.retain => Err(failure),
-        Err(failure) => match remove_everything(provider, options).await {
+        Err(failure) => match remove_everything(provider, options, Some(kubeconfig_before)).await {
             Ok(()) => Err(failure),
             Err(cleanup) => Err(ClusterError::CleanupFailed {
                 failure: Box::new(failure),
@@ -303,17 +316,44 @@ pub async fn up_unless<P: Provider>(
     progress: &dyn Progress,
     interrupt: impl std::future::Future<Output = ()>,
 ) -> Result<Running> {
+    up_locked_unless(provider, options, false, progress, interrupt).await
+}
+
+/// [`init`], abandoned like [`up_unless`] when `interrupt` completes first.
+///
+/// # Errors
+///
+/// As [`init`], and [`ClusterError::Interrupted`].
+pub async fn init_unless<P: Provider>(
+    provider: &P,
+    options: &ClusterOptions,
+    progress: &dyn Progress,
+    interrupt: impl std::future::Future<Output = ()>,
+) -> Result<Running> {
+    up_locked_unless(provider, options, true, progress, interrupt).await
+}
+
+async fn up_locked_unless<P: Provider>(
+    provider: &P,
+    options: &ClusterOptions,
+    must_be_new: bool,
+    progress: &dyn Progress,
+    interrupt: impl std::future::Future<Output = ()>,
+) -> Result<Running> {
     let _lock = lock(&options.name)?;
+    let path = options.kubeconfig_path()?;
+    let before = kubeconfig::check(&path)
+        .map_err(|source| ClusterError::KubeconfigUnusable { path, source })?;
     let existed = !provider
         .list(&cluster_labels(&options.name))
         .await?
         .is_empty();
     tokio::select! {
-        result = up_locked(provider, options, false, progress) => result,
+        result = up_locked(provider, options, must_be_new, &before, progress) => result,
         () = interrupt => {
             let remove = !existed && !options.retain;
             if remove {
-                remove_everything(provider, options).await?;
+                remove_everything(provider, options, Some(&before)).await?;
             }
             Err(ClusterError::Interrupted(remove))
         }
@@ -627,6 +667,21 @@ pub async fn join<P: Provider>(
     options: &ClusterOptions,
     progress: &dyn Progress,
 ) -> Result<Running> {
+    join_unless(provider, options, progress, std::future::pending()).await
+}
+
+/// [`join`], abandoned when `interrupt` completes first: the new node is then removed, unless
+/// `retain` is set.
+///
+/// # Errors
+///
+/// As [`join`], and [`ClusterError::Interrupted`].
+pub async fn join_unless<P: Provider>(
+    provider: &P,
+    options: &ClusterOptions,
+    progress: &dyn Progress,
+    interrupt: impl std::future::Future<Output = ()>,
+) -> Result<Running> {
     let _lock = lock(&options.name)?;
     let mut options = settled(
         provider,
@@ -704,12 +759,15 @@ pub async fn join<P: Provider>(
             nodes,
             restored: false,
         })
-    }
-    .await;
+    };
+    let result = tokio::select! {
+        result = result => result,
+        () = interrupt => Err(ClusterError::Interrupted(!options.retain)),
+    };
     match result {
         Ok(running) => Ok(running),
         Err(failure) if options.retain => Err(failure),
-        Err(failure) => match remove_node(provider, &spec).await {
+        Err(failure) => match remove_joined_node(provider, &name, &spec).await {
             Ok(()) => Err(failure),
             Err(cleanup) => Err(ClusterError::CleanupFailed {
                 failure: Box::new(failure),
@@ -717,6 +775,33 @@ pub async fn join<P: Provider>(
             }),
         },
     }
+}
+
+/// Takes a node that failed to join out of the cluster again: its Node object, when kubeadm got
+/// that far, then its container and volumes.
+async fn remove_joined_node<P: Provider>(
+    provider: &P,
+    name: &ClusterName,
+    spec: &NodeSpec,
+) -> Result<()> {
+    let control_plane = Node::attach(provider, &name.control_plane());
+    let delete = [
+        "kubectl",
+        "--kubeconfig",
+        "/etc/kubernetes/admin.conf",
+        "delete",
+        "node",
+        &spec.name,
+        "--ignore-not-found",
+        "--wait=false",
+    ];
+    if let Err(err) = control_plane.exec(&delete).await {
+        tracing::warn!(
+            "could not delete node {} from the cluster: {err}",
+            spec.name
+        );
+    }
+    remove_node(provider, spec).await
 }
 
 /// Removes one node container and its volumes.
@@ -854,12 +939,18 @@ pub async fn clean<P: Provider>(
     step(
         progress,
         &format!("Removing cluster {}", name.context()),
-        async { remove_everything(provider, &options).await },
+        async { remove_everything(provider, &options, None).await },
     )
     .await
 }
 
-async fn remove_everything<P: Provider>(provider: &P, options: &ClusterOptions) -> Result<()> {
+/// Removes a cluster's containers, volumes, network and kubeconfig entries. After a failed `up`,
+/// `kubeconfig_before` puts the kubeconfig back as that `up` found it.
+async fn remove_everything<P: Provider>(
+    provider: &P,
+    options: &ClusterOptions,
+    kubeconfig_before: Option<&kubeconfig::Before>,
+) -> Result<()> {
     let labels = cluster_labels(&options.name);
     let containers = provider.list(&labels).await?;
     try_join_all(containers.iter().map(|c| provider.remove(&c.name))).await?;
@@ -868,7 +959,12 @@ async fn remove_everything<P: Provider>(provider: &P, options: &ClusterOptions) 
     }
     provider.remove_network(&options.name.network()).await?;
     let path = options.kubeconfig_path()?;
-    kubeconfig::remove_context(&path, &options.name.context())?;
+    match kubeconfig_before {
+        Some(before) => kubeconfig::undo(&path, &options.name.context(), before)?,
+        None => {
+            kubeconfig::remove_context(&path, &options.name.context())?;
+        }
+    }
     Ok(())
 }
 
