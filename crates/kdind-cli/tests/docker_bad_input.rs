@@ -32,6 +32,10 @@ users:
     token: not-a-real-token
 ";
 
+/// Held by each test while it compares the engine's state before and after, so that the tests
+/// of this file do not see each other's clusters when run in parallel.
+static ENGINE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// What the engine holds: container names and states, volume names, networks and subnets.
 async fn engine_state(docker: &Docker) -> BTreeMap<String, String> {
     let mut state = BTreeMap::new();
@@ -343,6 +347,7 @@ async fn docker_bad_input_is_refused_and_leaves_nothing() {
         Ok(docker) => docker,
         Err(err) => panic!("this test needs a Docker engine (scripts/start-docker): {err}"),
     };
+    let _engine = ENGINE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let version = KubeVersion::parse(image::DEFAULT_KUBE_VERSION).unwrap();
     image::build_node_image(&docker, &BuildOptions::new(version), &Silent)
         .await
@@ -458,4 +463,104 @@ fn cases_use_known_markers() {
             }
         }
     }
+}
+
+/// `kdind` on the test's kubeconfig and cache, with `env`, its output piped.
+fn kdind_command(home: &std::path::Path, kubeconfig: &std::path::Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kdind"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("CI", "true")
+        .env("KUBECONFIG", kubeconfig)
+        .env("KDIND_CACHE_DIR", image::cache::root())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    if let Some(host) = std::env::var_os("DOCKER_HOST") {
+        command.env("DOCKER_HOST", host);
+    }
+    command
+}
+
+/// A new cluster's `up` that fails late (its port forwarder fails) or is stopped by SIGTERM in
+/// the middle removes what it made and puts the kubeconfig back as it was, current context
+/// included.
+#[tokio::test(flavor = "multi_thread")]
+async fn docker_failed_or_terminated_up_leaves_nothing() {
+    use std::io::{BufRead, BufReader};
+
+    let docker = match Docker::connect().await {
+        Ok(docker) => docker,
+        Err(err) => panic!("this test needs a Docker engine (scripts/start-docker): {err}"),
+    };
+    let _engine = ENGINE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let version = KubeVersion::parse(image::DEFAULT_KUBE_VERSION).unwrap();
+    image::build_node_image(&docker, &BuildOptions::new(version), &Silent)
+        .await
+        .unwrap_or_else(|err| panic!("node image build failed: {err:#?}"));
+    let name = ClusterName {
+        id: 97,
+        label: None,
+    };
+    let scratch = tempfile::tempdir().unwrap();
+    let kubeconfig = scratch.path().join("kubeconfig");
+    lifecycle::clean(&docker, &name, Some(kubeconfig.clone()), &Silent)
+        .await
+        .unwrap();
+    std::fs::write(&kubeconfig, KUBECONFIG).unwrap();
+    let before = engine_state(&docker).await;
+
+    // The forwarder runs once the cluster answers, after its context is written.
+    let output = kdind_command(scratch.path(), &kubeconfig)
+        .args(["up", "--cluster-id", "97", "--num-nodes", "1"])
+        .env("DIND_PORT_FORWARDER", "false")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("Writing kubeconfig context"), "{stderr}");
+    assert!(stderr.contains("port forwarder"), "{stderr}");
+    let failed_kubeconfig = std::fs::read_to_string(&kubeconfig).unwrap();
+    let failed_state = engine_state(&docker).await;
+
+    // SIGTERM while the nodes boot.
+    let mut child = kdind_command(scratch.path(), &kubeconfig)
+        .args(["up", "--cluster-id", "97", "--num-nodes", "1"])
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let booting = line.contains("Connecting the pod network");
+        seen.push(line);
+        if booting {
+            break;
+        }
+    }
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    seen.extend(lines.map(Result::unwrap));
+    let status = child.wait().unwrap();
+    let seen = seen.join("\n");
+    let terminated_state = engine_state(&docker).await;
+    let terminated_kubeconfig = std::fs::read_to_string(&kubeconfig).unwrap();
+    lifecycle::clean(&docker, &name, Some(kubeconfig.clone()), &Silent)
+        .await
+        .unwrap();
+
+    let parse = |text: &str| serde_norway::from_str::<serde_norway::Value>(text).unwrap();
+    assert_eq!(parse(&failed_kubeconfig), parse(KUBECONFIG));
+    assert_eq!(failed_state, before, "after the failed forwarder");
+    assert!(!status.success(), "{seen}");
+    assert!(
+        seen.contains("interrupted; what was made so far has been removed"),
+        "{seen}"
+    );
+    assert_eq!(terminated_state, before, "after SIGTERM");
+    assert_eq!(parse(&terminated_kubeconfig), parse(KUBECONFIG));
 }
