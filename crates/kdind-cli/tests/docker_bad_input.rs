@@ -36,6 +36,19 @@ users:
 /// of this file do not see each other's clusters when run in parallel.
 static ENGINE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// The engine, with the default node image built (or found built).
+async fn engine_with_node_image() -> Docker {
+    let docker = match Docker::connect().await {
+        Ok(docker) => docker,
+        Err(err) => panic!("this test needs a Docker engine (scripts/start-docker): {err}"),
+    };
+    let version = KubeVersion::parse(image::DEFAULT_KUBE_VERSION).unwrap();
+    image::build_node_image(&docker, &BuildOptions::new(version), &Silent)
+        .await
+        .unwrap_or_else(|err| panic!("node image build failed: {err:#?}"));
+    docker
+}
+
 /// What the engine holds: container names and states, volume names, networks and subnets.
 async fn engine_state(docker: &Docker) -> BTreeMap<String, String> {
     let mut state = BTreeMap::new();
@@ -343,15 +356,10 @@ const CASES: &[Case] = &[
 
 #[tokio::test(flavor = "multi_thread")]
 async fn docker_bad_input_is_refused_and_leaves_nothing() {
-    let docker = match Docker::connect().await {
-        Ok(docker) => docker,
-        Err(err) => panic!("this test needs a Docker engine (scripts/start-docker): {err}"),
-    };
-    let _engine = ENGINE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let version = KubeVersion::parse(image::DEFAULT_KUBE_VERSION).unwrap();
-    image::build_node_image(&docker, &BuildOptions::new(version), &Silent)
-        .await
-        .unwrap_or_else(|err| panic!("node image build failed: {err:#?}"));
+    let docker = engine_with_node_image().await;
+    let _engine = ENGINE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
 
     let scratch = tempfile::tempdir().unwrap();
     let kubeconfig = scratch.path().join("kubeconfig");
@@ -395,17 +403,8 @@ async fn docker_bad_input_is_refused_and_leaves_nothing() {
             "@PLAIN_FILE" => plain_file.display().to_string(),
             other => other.to_owned(),
         };
-        let mut command = Command::new(env!("CARGO_BIN_EXE_kdind"));
-        command
-            .args(case.args.iter().map(|a| substitute(a)))
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", scratch.path())
-            .env("KUBECONFIG", &kubeconfig)
-            .env("KDIND_CACHE_DIR", image::cache::root());
-        if let Some(host) = std::env::var_os("DOCKER_HOST") {
-            command.env("DOCKER_HOST", host);
-        }
+        let mut command = kdind_command(scratch.path(), &kubeconfig);
+        command.args(case.args.iter().map(|a| substitute(a)));
         for (key, value) in case.env {
             command.env(key, substitute(value));
         }
@@ -465,7 +464,8 @@ fn cases_use_known_markers() {
     }
 }
 
-/// `kdind` on the test's kubeconfig and cache, with `env`, its output piped.
+/// `kdind` with a clean environment: the test's home and kubeconfig, the shared build cache,
+/// plain progress lines, its output piped.
 fn kdind_command(home: &std::path::Path, kubeconfig: &std::path::Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_kdind"));
     command
@@ -490,15 +490,10 @@ fn kdind_command(home: &std::path::Path, kubeconfig: &std::path::Path) -> Comman
 async fn docker_failed_or_terminated_up_leaves_nothing() {
     use std::io::{BufRead, BufReader};
 
-    let docker = match Docker::connect().await {
-        Ok(docker) => docker,
-        Err(err) => panic!("this test needs a Docker engine (scripts/start-docker): {err}"),
-    };
-    let _engine = ENGINE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let version = KubeVersion::parse(image::DEFAULT_KUBE_VERSION).unwrap();
-    image::build_node_image(&docker, &BuildOptions::new(version), &Silent)
-        .await
-        .unwrap_or_else(|err| panic!("node image build failed: {err:#?}"));
+    let docker = engine_with_node_image().await;
+    let _engine = ENGINE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let name = ClusterName {
         id: 97,
         label: None,
