@@ -335,6 +335,24 @@ const CASES: &[Case] = &[
         &["up", "--kubeconfig", "@PLAIN_FILE/config"],
         &["cannot take the cluster's context", "is not a directory"],
     ),
+    // Images and archives that are not there.
+    args(
+        &["copy-image", "kdind-test/no-such-image:1"],
+        &["\"kdind-test/no-such-image:1\" is not in the Docker engine"],
+    ),
+    args(
+        &["load", "docker-image", "kdind-test/no-such-image:1"],
+        &["is not in the Docker engine", "pulls nothing"],
+    ),
+    args(
+        &["load", "image-archive", "/nonexistent/images.tar"],
+        &["/nonexistent/images.tar does not exist"],
+    ),
+    args(&["copy-image"], &["IMAGE"]),
+    args(
+        &["export", "kubeconfig", "--cluster-id", "99"],
+        &["no cluster dind-cluster-99"],
+    ),
     // Clusters that are not there, or taken.
     env(
         &[("CLUSTER_ID", "77")],

@@ -13,7 +13,7 @@ use kdind::cluster::naming::ClusterName;
 use kdind::image::{self, BuildOptions, KubeVersion};
 use kdind::node::Node;
 use kdind::progress::Silent;
-use kdind::provider::{Docker, Provider};
+use kdind::provider::{Docker, ImageConfig, Provider};
 
 /// Runs `kdind` with `args` and `env` on the test's kubeconfig; returns stdout and stderr.
 fn kdind(kubeconfig: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<String, String> {
@@ -83,6 +83,34 @@ fn ready_nodes(bin: &Path, kubeconfig: &Path, context: &str) -> Vec<String> {
     names
 }
 
+/// An image made in the engine by the test, copied into nodes.
+const HOST_IMAGE: &str = "kdind-test/busybox:parallel";
+
+/// Runs a pod of [`HOST_IMAGE`] on `node`, never pulling, and waits until it is Ready.
+fn run_pod(bin: &Path, kubeconfig: &Path, context: &str, pod: &str, node: &str) {
+    let overrides = format!(r#"{{"spec":{{"nodeName":"{node}"}}}}"#);
+    let run = [
+        "run",
+        pod,
+        "--image",
+        HOST_IMAGE,
+        "--image-pull-policy=Never",
+        "--overrides",
+        &overrides,
+        "--",
+        "sleep",
+        "3600",
+    ];
+    kubectl(bin, kubeconfig, context, &run);
+    let wait = format!("pod/{pod}");
+    kubectl(
+        bin,
+        kubeconfig,
+        context,
+        &["wait", "--for=condition=Ready", &wait, "--timeout=90s"],
+    );
+}
+
 fn clusters() -> [ClusterName; 3] {
     [
         ClusterName::default(),
@@ -128,6 +156,7 @@ async fn docker_three_clusters_side_by_side() {
         let result = lifecycle::clean(&docker, &name, Some(kubeconfig.clone()), &Silent).await;
         cleanup = cleanup.and(result);
     }
+    cleanup = cleanup.and(docker.remove_image(HOST_IMAGE).await.map_err(Into::into));
     if let Err(failure) = outcome {
         std::panic::resume_unwind(failure.into_panic());
     }
@@ -249,6 +278,69 @@ async fn scenario(docker: Docker, bin: PathBuf, kubeconfig: PathBuf, scratch: Pa
     let new_node = Node::attach(&docker, "kube-node-2-cluster-20");
     let routes = new_node.exec(&["ip", "route"]).await.unwrap();
     assert!(routes.contains("10.244.1.0/24 via 10.192.20.2"), "{routes}");
+
+    // An image of the engine reaches every node of cluster 20, the joined one too, and a pod
+    // runs it there without pulling.
+    let rootfs = scratch.join("busybox-rootfs.tar");
+    let packed = Command::new("tar")
+        .args(["-C", "/", "-cf"])
+        .arg(&rootfs)
+        .arg("bin/busybox")
+        .status()
+        .unwrap();
+    assert!(packed.success(), "tar of /bin/busybox (busybox-static)");
+    let config = ImageConfig {
+        entrypoint: vec!["/bin/busybox".into()],
+        ..ImageConfig::default()
+    };
+    docker
+        .import_rootfs(&rootfs, HOST_IMAGE, &config)
+        .await
+        .unwrap();
+    let loaded = kdind_ok(kc, &["copy-image", HOST_IMAGE, "--cluster-id", "20"], &[]);
+    assert!(loaded.contains("kube-node-2-cluster-20"), "{loaded}");
+    run_pod(
+        &bin,
+        kc,
+        "dind-cluster-20",
+        "copied",
+        "kube-node-2-cluster-20",
+    );
+
+    // An archive in `docker save` form reaches the default cluster's nodes.
+    let archive = scratch.join("saved.tar");
+    docker
+        .save_images(&[HOST_IMAGE.to_owned()], &archive)
+        .await
+        .unwrap();
+    let archive_text = archive.display().to_string();
+    kdind_ok(kc, &["load", "image-archive", &archive_text], &[]);
+    run_pod(&bin, kc, "dind", "archived", "kube-node-1");
+
+    // `export kubeconfig` writes a context into another file, current there.
+    let exported = scratch.join("exported");
+    let exported_text = exported.display().to_string();
+    kdind_ok(
+        kc,
+        &[
+            "export",
+            "kubeconfig",
+            "--cluster-id",
+            "20",
+            "--kubeconfig",
+            &exported_text,
+        ],
+        &[],
+    );
+    let nodes = kubectl(
+        &bin,
+        &exported,
+        "dind-cluster-20",
+        &["get", "nodes", "-o", "name"],
+    );
+    assert_eq!(nodes.lines().count(), 3, "{nodes}");
+    let text = std::fs::read_to_string(&exported).unwrap();
+    assert!(text.contains("current-context: dind-cluster-20"), "{text}");
 
     // Down and up again keeps the joined node, with no NUM_NODES given.
     kdind_ok(kc, &["down", "--cluster-id", "20"], &[]);

@@ -1,10 +1,11 @@
-//! `kdind dump`, `dump64`, `split-dump`, `split-dump64` and `export logs`.
+//! `kdind dump`, `dump64`, `split-dump`, `split-dump64`, `export logs` and `export kubeconfig`.
 
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use kdind::cluster::lifecycle;
 use kdind::dump::collect;
 use kdind::dump::format::{self, DumpFile};
 use kdind::provider::Docker;
@@ -73,6 +74,9 @@ pub fn split(encoded: bool) -> anyhow::Result<()> {
 pub enum Export {
     /// Write the files of a dump into a directory.
     Logs(ExportLogs),
+    /// Write the cluster's context into the kubeconfig file again (or into the one given with
+    /// --kubeconfig) and make it the current context.
+    Kubeconfig(Which),
 }
 
 #[derive(Debug, Args)]
@@ -86,7 +90,10 @@ pub struct ExportLogs {
 
 impl Export {
     pub async fn run(self, status: &Status) -> anyhow::Result<()> {
-        let Export::Logs(args) = self;
+        let args = match self {
+            Export::Logs(args) => args,
+            Export::Kubeconfig(which) => return export_kubeconfig(&which).await,
+        };
         let context = args.which.name()?.context();
         let dir = args
             .dir
@@ -97,4 +104,14 @@ impl Export {
         println!("{} files written to {}", written.len(), dir.display());
         Ok(())
     }
+}
+
+async fn export_kubeconfig(which: &Which) -> anyhow::Result<()> {
+    let name = which.name()?;
+    let docker = Docker::connect().await?;
+    let path = lifecycle::write_kubeconfig(&docker, &name, which.kubeconfig()?)
+        .await
+        .with_context(|| format!("failed to export the kubeconfig of {}", name.context()))?;
+    println!("Context {} written to {}", name.context(), path.display());
+    Ok(())
 }

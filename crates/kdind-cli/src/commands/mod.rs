@@ -4,6 +4,7 @@ mod build;
 mod cluster;
 mod dump;
 mod get;
+mod images;
 
 use clap::{CommandFactory, Subcommand};
 
@@ -49,9 +50,14 @@ pub enum Command {
     /// Find a `dump64` block in a log read from standard input and split it into
     /// ./cluster-dump/.
     SplitDump64,
-    /// Export what a dump holds.
+    /// Export a cluster's logs, or its kubeconfig context.
     #[command(subcommand)]
     Export(dump::Export),
+    /// Copy images of the Docker engine into every node of a cluster (like `load docker-image`).
+    CopyImage(images::CopyImage),
+    /// Put images into every node of a cluster: from the Docker engine, or from archives.
+    #[command(subcommand)]
+    Load(images::Load),
     /// Print a shell completion script: `source <(kdind completion bash)`.
     Completion {
         #[arg(value_enum)]
@@ -79,6 +85,8 @@ impl Command {
             Command::SplitDump => dump::split(false),
             Command::SplitDump64 => dump::split(true),
             Command::Export(export) => export.run(status).await,
+            Command::CopyImage(copy) => copy.run(status).await,
+            Command::Load(load) => load.run(status).await,
             Command::Completion { shell } => {
                 let mut command = crate::Cli::command();
                 clap_complete::generate(shell, &mut command, "kdind", &mut std::io::stdout());

@@ -53,6 +53,13 @@ pub enum ClusterError {
          with DIND_IMAGE"
     )]
     MissingImage(String),
+    #[error(
+        "image {0:?} is not in the Docker engine; build or tag it there first (kdind pulls \
+         nothing)"
+    )]
+    MissingHostImage(String),
+    #[error("image archive {} does not exist or is not a file", .0.display())]
+    MissingArchive(PathBuf),
     #[error("image {0:?} is not a kdind node image (it has no Kubernetes version label)")]
     NotANodeImage(String),
     #[error(
@@ -119,7 +126,10 @@ pub enum ClusterError {
         #[source]
         source: kubeconfig::KubeconfigError,
     },
-    #[error("cluster {0} is not running; bring it up with `kdind up` first")]
+    #[error(
+        "cluster {0} is not running (stopped or paused); `kdind up` starts it, `kdind unpause` \
+         thaws it"
+    )]
     NotRunning(String),
     #[error(
         "port forwarder {} failed with {status}{}",
@@ -863,12 +873,39 @@ pub async fn apiserver_port<P: Provider>(provider: &P, name: &ClusterName) -> Re
 
 /// An admin kubeconfig for the cluster, its server at the published port on 127.0.0.1.
 pub async fn admin_kubeconfig<P: Provider>(provider: &P, name: &ClusterName) -> Result<String> {
+    let (admin, server) = admin_and_server(provider, name).await?;
+    Ok(admin_with_server(&admin, &server))
+}
+
+/// The control plane's admin kubeconfig as it is in the node, and the API server's address on
+/// the host.
+async fn admin_and_server<P: Provider>(
+    provider: &P,
+    name: &ClusterName,
+) -> Result<(String, String)> {
     let port = apiserver_port(provider, name).await?;
     let control_plane = Node::attach(provider, &name.control_plane());
     let admin = control_plane
         .exec(&["cat", "/etc/kubernetes/admin.conf"])
         .await?;
-    Ok(admin_with_server(&admin, &kubeconfig::local_server(port)))
+    Ok((admin, kubeconfig::local_server(port)))
+}
+
+/// Writes the cluster's context into the kubeconfig at `path` (`None`: the first file of
+/// `$KUBECONFIG`, else ~/.kube/config) and makes it the current one, as `up` does; for a file
+/// that lost it, or another file. Returns the file written.
+pub async fn write_kubeconfig<P: Provider>(
+    provider: &P,
+    name: &ClusterName,
+    path: Option<PathBuf>,
+) -> Result<PathBuf> {
+    let (admin, server) = admin_and_server(provider, name).await?;
+    let path = match path {
+        Some(path) => path,
+        None => kubeconfig::default_path()?,
+    };
+    kubeconfig::merge(&path, &admin, &name.context(), &server)?;
+    Ok(path)
 }
 
 /// Freezes (`freeze`) or thaws every node of a cluster. Paused nodes keep their memory and

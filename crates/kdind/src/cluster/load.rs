@@ -24,17 +24,63 @@ pub async fn load_archive<P: Provider>(
     name: &ClusterName,
     archive: &Path,
 ) -> Result<Vec<String>, ClusterError> {
-    let nodes: Vec<String> = provider
-        .list(&cluster_labels(name))
-        .await?
-        .into_iter()
-        .filter(|c| c.running)
-        .map(|c| c.name)
-        .collect();
-    if nodes.is_empty() {
+    if !archive.is_file() {
+        return Err(ClusterError::MissingArchive(archive.to_owned()));
+    }
+    let nodes = running_nodes(provider, name).await?;
+    import_into(provider, &nodes, archive).await?;
+    Ok(nodes)
+}
+
+/// Copies images of the engine kdind talks to (built, tagged or pulled there) into the
+/// containerd of every node of a cluster, under the same names. Returns the nodes they went to.
+///
+/// # Errors
+///
+/// Fails when the cluster has no running node, an image is not in the engine, or an import
+/// fails in any node.
+pub async fn load_images<P: Provider>(
+    provider: &P,
+    name: &ClusterName,
+    images: &[String],
+) -> Result<Vec<String>, ClusterError> {
+    for image in images {
+        if provider.image_id(image).await?.is_none() {
+            return Err(ClusterError::MissingHostImage(image.clone()));
+        }
+    }
+    let nodes = running_nodes(provider, name).await?;
+    let dir = tempfile::tempdir().map_err(|source| ProviderError::Io {
+        action: "create a temporary directory".into(),
+        source,
+    })?;
+    let archive = dir.path().join("images.tar");
+    provider.save_images(images, &archive).await?;
+    import_into(provider, &nodes, &archive).await?;
+    Ok(nodes)
+}
+
+/// The node containers of a cluster, which must all be running (and not paused).
+async fn running_nodes<P: Provider>(
+    provider: &P,
+    name: &ClusterName,
+) -> Result<Vec<String>, ClusterError> {
+    let containers = provider.list(&cluster_labels(name)).await?;
+    if containers.is_empty() {
         return Err(ClusterError::NoCluster(name.context()));
     }
+    if containers.iter().any(|c| !c.running || c.paused) {
+        return Err(ClusterError::NotRunning(name.context()));
+    }
+    Ok(containers.into_iter().map(|c| c.name).collect())
+}
 
+/// Imports the archive at `archive` into the containerd of each of `nodes`, at once.
+async fn import_into<P: Provider>(
+    provider: &P,
+    nodes: &[String],
+    archive: &Path,
+) -> Result<(), ClusterError> {
     // The engine takes files as tar archives: wrap the archive in one.
     let file_name = archive
         .file_name()
@@ -71,5 +117,5 @@ pub async fn load_archive<P: Provider>(
         }
     }))
     .await?;
-    Ok(nodes)
+    Ok(())
 }

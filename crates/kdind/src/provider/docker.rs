@@ -680,6 +680,22 @@ impl Provider for Docker {
             .await
             .map_err(engine(action))
     }
+
+    async fn save_images(&self, images: &[String], to: &Path) -> Result<()> {
+        let action = format!("save {} into {}", images.join(", "), to.display());
+        let io = |source| ProviderError::Io {
+            action: action.clone(),
+            source,
+        };
+        let mut file = tokio::fs::File::create(to).await.map_err(io)?;
+        let names: Vec<&str> = images.iter().map(String::as_str).collect();
+        let mut chunks = self.client.export_images(&names);
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk.map_err(engine(action.clone()))?;
+            file.write_all(&chunk).await.map_err(io)?;
+        }
+        file.flush().await.map_err(io)
+    }
 }
 
 /// Splits `name:tag` (the name may hold a registry port) into its parts; no tag means `latest`.

@@ -291,4 +291,8 @@ pub trait Provider: Send + Sync {
         dir: &str,
         tarball: &Path,
     ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Writes images of the engine, with their names, into one archive at `to` (the format of
+    /// `docker save`).
+    fn save_images(&self, images: &[String], to: &Path) -> impl Future<Output = Result<()>> + Send;
 }
