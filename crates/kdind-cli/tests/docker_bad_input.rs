@@ -166,10 +166,35 @@ const CASES: &[Case] = &[
         &[("IP_MODE", "ipv5")],
         &["IP_MODE \"ipv5\"", "ipv4, ipv6 or dual-stack"],
     ),
-    env(&[("IP_MODE", "ipv6")], &["IP_MODE", "use IP_MODE=ipv4"]),
     env(
-        &[("IP_MODE", "dual-stack")],
-        &["IP_MODE", "use IP_MODE=ipv4"],
+        &[("IP_MODE", "ipv6"), ("MGMT_CIDRS", "10.192.0.0/24")],
+        &[
+            "MGMT_CIDRS",
+            "is IPv4, but the cluster is IPv6-only",
+            "fd00:20::/64",
+        ],
+    ),
+    env(
+        &[("IP_MODE", "ipv6"), ("SERVICE_CIDR", "fd00:30::/64")],
+        &["SERVICE_CIDR", "/108 or longer"],
+    ),
+    env(
+        &[
+            ("IP_MODE", "dual-stack"),
+            ("POD_NETWORK_CIDR", "10.244.0.0/16"),
+        ],
+        &[
+            "dual-stack",
+            "POD_NETWORK_CIDR",
+            "10.244.0.0/16,fd00:40::/64",
+        ],
+    ),
+    env(
+        &[
+            ("IP_MODE", "dual-stack"),
+            ("MGMT_CIDRS", "fd00:20::/64,fd00:21::/64"),
+        ],
+        &["one IPv4 and one IPv6", "MGMT_CIDRS"],
     ),
     env(
         &[("CNI_PLUGIN", "flannel")],

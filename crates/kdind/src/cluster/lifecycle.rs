@@ -83,10 +83,13 @@ pub enum ClusterError {
         found: String,
     },
     #[error(
-        "IP_MODE {0} cannot form a cluster yet: kdind plans its addresses but does not yet set up \
-         IPv6 node networking, DNS64 or NAT64; use IP_MODE=ipv4"
+        "IP_MODE {mode} needs IPv6, which this host's kernel {problem}; turn it on, or use \
+         IP_MODE=ipv4"
     )]
-    UnsupportedIpMode(crate::net::IpMode),
+    NoIpv6 {
+        mode: crate::net::IpMode,
+        problem: &'static str,
+    },
     #[error(
         "APISERVER_PORT {0} is in use on 127.0.0.1; choose a free port, or leave APISERVER_PORT \
          unset for kdind to take one"
@@ -269,7 +272,7 @@ async fn up_locked<P: Provider>(
     let options = &settled(provider, options).await?;
     let plan = AddressPlan::new(&options.plan)?;
     if plan.mode != crate::net::IpMode::Ipv4 {
-        return Err(ClusterError::UnsupportedIpMode(plan.mode));
+        check_host_ipv6(plan.mode)?;
     }
     let existing = provider.list(&cluster_labels(&options.name)).await?;
     if !existing.is_empty() {
@@ -1281,6 +1284,31 @@ fn check_port_free(port: u16) -> Result<()> {
     }
 }
 
+/// Refuses IPv6 modes on a host whose kernel has IPv6 off, where the engine would make the
+/// network and the nodes would then have no addresses in it. Checked only for a local engine.
+fn check_host_ipv6(mode: crate::net::IpMode) -> Result<()> {
+    if !engine_is_local() {
+        return Ok(());
+    }
+    let problem = if !std::path::Path::new("/proc/net/if_inet6").exists() {
+        "lacks (no /proc/net/if_inet6)"
+    } else if std::fs::read_to_string("/proc/sys/net/ipv6/conf/all/disable_ipv6")
+        .is_ok_and(|v| v.trim() == "1")
+    {
+        "has turned off (net.ipv6.conf.all.disable_ipv6=1; as root: sysctl -w \
+         net.ipv6.conf.all.disable_ipv6=0)"
+    } else {
+        return Ok(());
+    };
+    Err(ClusterError::NoIpv6 { mode, problem })
+}
+
+/// Whether the engine runs on this host, so that what this host's kernel allows is what its
+/// nodes get.
+fn engine_is_local() -> bool {
+    std::env::var("DOCKER_HOST").map_or(true, |h| h.is_empty() || h.starts_with("unix://"))
+}
+
 /// inotify instances a node holds, measured on kdind's nodes: systemd, containerd, the kubelet
 /// and on a control plane the API server and controller manager each keep several.
 const INOTIFY_PER_CONTROL_PLANE: u64 = 32;
@@ -1296,8 +1324,7 @@ async fn check_inotify_room<P: Provider>(
     control_planes: u32,
     workers: u32,
 ) -> Result<()> {
-    let local =
-        std::env::var("DOCKER_HOST").map_or(true, |h| h.is_empty() || h.starts_with("unix://"));
+    let local = engine_is_local();
     let limit = std::fs::read_to_string("/proc/sys/fs/inotify/max_user_instances")
         .ok()
         .and_then(|text| text.trim().parse::<u64>().ok());
