@@ -414,24 +414,18 @@ async fn create<P: Provider>(
             let specs: Vec<NodeSpec> = (0..plan.node_count())
                 .map(|i| node_spec(options, plan, i))
                 .collect();
-            let nodes = try_join_all(specs.iter().map(|spec| node::start(provider, spec))).await?;
-            try_join_all(nodes.iter().map(wait_for_systemd)).await?;
-            Ok::<_, ClusterError>(nodes)
+            try_join_all(specs.iter().map(|spec| start_node(provider, spec))).await
         },
     )
     .await?;
     let (control_plane, workers) = nodes.split_first().expect("a plan has a control plane");
 
     // Pod network plumbing: bridge configuration, routes between nodes, masquerading.
-    step(progress, "Connecting the pod network", async {
-        try_join_all(
-            nodes
-                .iter()
-                .enumerate()
-                .map(|(i, n)| configure_pod_network(n, plan, i as u32)),
-        )
-        .await
-    })
+    step(
+        progress,
+        "Connecting the pod network",
+        connect_pod_network(&nodes, plan),
+    )
     .await?;
 
     // The control plane.
@@ -630,23 +624,17 @@ pub async fn reup<P: Provider>(
             let replaced = specs.iter().map(|spec| async move {
                 provider.remove(&spec.name).await?;
                 provider.remove_volume(&spec.containerd_volume).await?;
-                let node = node::start(provider, spec).await?;
-                wait_for_systemd(&node).await?;
-                Ok::<_, ClusterError>(node)
+                start_node(provider, spec).await
             });
             try_join_all(replaced).await
         },
     )
     .await?;
-    step(progress, "Connecting the pod network", async {
-        try_join_all(
-            nodes
-                .iter()
-                .enumerate()
-                .map(|(i, n)| configure_pod_network(n, &plan, i as u32)),
-        )
-        .await
-    })
+    step(
+        progress,
+        "Connecting the pod network",
+        connect_pod_network(&nodes, &plan),
+    )
     .await?;
 
     let (kubeconfig_path, port, admin) = step(
@@ -722,24 +710,20 @@ pub async fn join_unless<P: Provider>(
     let index = plan.workers;
     let spec = node_spec(&options, &plan, index);
     let result = async {
-        let node = step(progress, &format!("Starting node {}", spec.name), async {
-            let node = node::start(provider, &spec).await?;
-            wait_for_systemd(&node).await?;
-            Ok::<_, ClusterError>(node)
-        })
+        let node = step(
+            progress,
+            &format!("Starting node {}", spec.name),
+            start_node(provider, &spec),
+        )
         .await?;
-        step(progress, "Extending the pod network", async {
-            let nodes: Vec<Node<'_, P>> = (0..plan.node_count())
-                .map(|i| Node::attach(provider, &name.node(i)))
-                .collect();
-            try_join_all(
-                nodes
-                    .iter()
-                    .enumerate()
-                    .map(|(i, n)| configure_pod_network(n, &plan, i as u32)),
-            )
-            .await
-        })
+        let nodes: Vec<Node<'_, P>> = (0..plan.node_count())
+            .map(|i| Node::attach(provider, &name.node(i)))
+            .collect();
+        step(
+            progress,
+            "Extending the pod network",
+            connect_pod_network(&nodes, &plan),
+        )
         .await?;
         step(
             progress,
@@ -1135,6 +1119,25 @@ fn node_spec(options: &ClusterOptions, plan: &AddressPlan, index: u32) -> NodeSp
 
 async fn wait_for_systemd<P: Provider>(node: &Node<'_, P>) -> Result<()> {
     Ok(node.wait_for_systemd(Duration::from_secs(120)).await?)
+}
+
+/// Creates and starts a node container, and waits for its systemd to finish booting.
+async fn start_node<'p, P: Provider>(provider: &'p P, spec: &NodeSpec) -> Result<Node<'p, P>> {
+    let node = node::start(provider, spec).await?;
+    wait_for_systemd(&node).await?;
+    Ok(node)
+}
+
+/// Configures the pod network on every node of `plan`, given in the plan's order.
+async fn connect_pod_network<P: Provider>(nodes: &[Node<'_, P>], plan: &AddressPlan) -> Result<()> {
+    try_join_all(
+        nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| configure_pod_network(n, plan, i as u32)),
+    )
+    .await?;
+    Ok(())
 }
 
 /// Writes the bridge configuration and the routes and rules every boot applies, then applies
