@@ -601,6 +601,26 @@ async fn families_scenario(
         }
         fetch_eventually(&kubectl, "web-a", "web.default.svc.cluster.local", "web-b");
 
+        // Down and up again: the nodes keep their addresses in every family, and the pods come
+        // back and reach each other and the Service as before.
+        lifecycle::down(&docker, &name, &Silent).await.unwrap();
+        let restored = lifecycle::up(&docker, &options, &Silent)
+            .await
+            .unwrap_or_else(|err| panic!("restore {mode}: {err}"));
+        assert!(restored.restored, "{mode}");
+        assert!(restored.nodes.iter().all(|n| n.ready), "{mode}");
+        let after = docker.inspect(&name.node(1)).await.unwrap();
+        assert_eq!(
+            after.addresses[&name.network()].1.as_deref(),
+            Some(v6),
+            "{mode}: address after restore"
+        );
+        wait_pods_running(&kubectl, &pods);
+        let ips = pod_ips(&kubectl, &pods);
+        assert!(ips.iter().all(|a| a.len() == families), "{mode}: {ips:?}");
+        check_mesh(&kubectl, &pods);
+        fetch_eventually(&kubectl, "web-a", "web.default.svc.cluster.local", "web-b");
+
         lifecycle::clean(&docker, &name, Some(kubeconfig.clone()), &Silent)
             .await
             .unwrap();

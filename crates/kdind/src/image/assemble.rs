@@ -128,6 +128,7 @@ async fn fill_and_commit<P: Provider>(
         "containerd.service",
         "kubelet.service",
         "kdind-network.service",
+        "kdind-stop-pods.service",
     ])
     .await?;
 

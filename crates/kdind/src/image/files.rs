@@ -58,6 +58,12 @@ pub const NODE_FILES: &[NodeFile] = &[
         0o644
     ),
     node_file!(
+        "kdind-stop-pods.service",
+        "/etc/systemd/system/kdind-stop-pods.service",
+        0o644
+    ),
+    node_file!("stop-pods", "/usr/local/bin/kdind-stop-pods", 0o755),
+    node_file!(
         "collect-netfilter",
         "/usr/local/bin/kdind-collect-netfilter",
         0o755
