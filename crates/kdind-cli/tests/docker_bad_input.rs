@@ -34,7 +34,7 @@ users:
 
 /// Held by each test while it compares the engine's state before and after, so that the tests
 /// of this file do not see each other's clusters when run in parallel.
-static ENGINE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+static ENGINE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The engine, with the default node image built (or found built).
 async fn engine_with_node_image() -> Docker {
@@ -400,9 +400,7 @@ const CASES: &[Case] = &[
 #[tokio::test(flavor = "multi_thread")]
 async fn docker_bad_input_is_refused_and_leaves_nothing() {
     let docker = engine_with_node_image().await;
-    let _engine = ENGINE
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _engine = ENGINE.lock().await;
 
     let scratch = tempfile::tempdir().unwrap();
     let kubeconfig = scratch.path().join("kubeconfig");
@@ -534,9 +532,7 @@ async fn docker_failed_or_terminated_up_leaves_nothing() {
     use std::io::{BufRead, BufReader};
 
     let docker = engine_with_node_image().await;
-    let _engine = ENGINE
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _engine = ENGINE.lock().await;
     let name = ClusterName {
         id: 97,
         label: None,
