@@ -210,9 +210,21 @@ pub fn parse_file(path: &Path, text: &str) -> Result<Config, ConfigError> {
     }
     serde_norway::from_str(text).map_err(|err| ConfigError::Parse {
         path: path.to_owned(),
-        message: err.to_string(),
+        message: without_expected_keys(&err.to_string()),
         keys: KEYS.iter().map(|k| k.0).collect::<Vec<_>>().join(", "),
     })
+}
+
+/// Drops the list of expected keys from the parser's message for an unknown key: the error
+/// lists them itself, once, for every kind of mistake.
+fn without_expected_keys(message: &str) -> String {
+    match message.split_once(", expected one of ") {
+        Some((head, tail)) => match tail.find(" at line ") {
+            Some(at) => format!("{head}{}", &tail[at..]),
+            None => head.to_owned(),
+        },
+        None => message.to_owned(),
+    }
 }
 
 /// The layer set by environment variables. Empty variables count as unset, as scripts often
@@ -744,6 +756,13 @@ mod tests {
             assert!(err.contains("numNodes, clusterId"), "{bad}: {err}");
         }
         assert_eq!(parse_file(Path::new("f"), "\n").unwrap(), Config::default());
+
+        // An unknown key is named once, with its place, and the keys are listed once.
+        let err = parse_file(Path::new("f.yaml"), "numNodes: 1\nfoo: 2\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `foo` at line 2"), "{err}");
+        assert_eq!(err.matches("kubeletFeatureGates").count(), 1, "{err}");
     }
 
     #[test]

@@ -23,7 +23,11 @@ impl Get {
         let docker = Docker::connect().await?;
         match self {
             Get::Clusters => {
-                for (context, nodes) in lifecycle::clusters(&docker).await? {
+                let clusters = lifecycle::clusters(&docker).await?;
+                if clusters.is_empty() {
+                    eprintln!("No kdind clusters found.");
+                }
+                for (context, nodes) in clusters {
                     println!("{context}\t{} nodes", nodes.len());
                 }
             }
