@@ -12,8 +12,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use kdind::cluster::lifecycle::{self, ClusterOptions, cluster_labels};
-use kdind::cluster::load;
 use kdind::cluster::naming::ClusterName;
+use kdind::cluster::{load, wait};
 use kdind::dump::{collect, format};
 use kdind::image::oci::{self, Entry, Image};
 use kdind::image::{self, BuildOptions, BuiltImage, KubeVersion};
@@ -241,6 +241,19 @@ async fn scenario(docker: Docker, built: BuiltImage, kubeconfig: PathBuf, scratc
     };
     let nodes = kubectl.ok(&["get", "nodes", "-o", "name"]);
     assert_eq!(nodes.lines().count(), 3, "{nodes}");
+    // CoreDNS is probed for readiness more often than kubeadm sets it, for quick restores.
+    let period = kubectl.ok(&[
+        "--namespace=kube-system",
+        "get",
+        "deployment",
+        "coredns",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].readinessProbe.periodSeconds}",
+    ]);
+    assert_eq!(
+        period.trim(),
+        wait::COREDNS_READINESS_PERIOD_SECS.to_string()
+    );
     let config = std::fs::read_to_string(&kubeconfig).unwrap();
     assert!(
         config.contains("name: other"),

@@ -463,6 +463,11 @@ async fn create<P: Provider>(
             ];
             command.extend(options.kubeadm_init_args.iter().map(String::as_str));
             control_plane.exec(&command).await?;
+            // At once, while CoreDNS's first pods are barely scheduled: the change rolls them
+            // out anew.
+            let (admin, server) = admin_and_server(provider, &options.name).await?;
+            let client = wait::client(&admin_with_server(&admin, &server)).await?;
+            wait::quicken_coredns_readiness(&client).await?;
             Ok::<_, ClusterError>(())
         },
     )
