@@ -184,13 +184,18 @@ fn wait_pods_running(kubectl: &Kubectl, pods: &[&str]) {
     }
 }
 
+/// The node image of the default Kubernetes version, built unless it is already.
+async fn default_node_image(docker: &Docker) -> BuiltImage {
+    let version = KubeVersion::parse(image::DEFAULT_KUBE_VERSION).unwrap();
+    image::build_node_image(docker, &BuildOptions::new(version), &Silent)
+        .await
+        .unwrap_or_else(|err| panic!("node image build failed: {err:#?}"))
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn docker_cluster_up_down_restore_reup_clean() {
     let docker = engine().await;
-    let version = KubeVersion::parse(image::DEFAULT_KUBE_VERSION).unwrap();
-    let built = image::build_node_image(&docker, &BuildOptions::new(version), &Silent)
-        .await
-        .unwrap_or_else(|err| panic!("node image build failed: {err:#?}"));
+    let built = default_node_image(&docker).await;
 
     let scratch = tempfile::tempdir().unwrap();
     let kubeconfig = scratch.path().join("kube").join("config");
@@ -494,10 +499,7 @@ fn family_clusters() -> [(ClusterName, IpMode); 2] {
 #[tokio::test(flavor = "multi_thread")]
 async fn docker_ipv6_and_dual_stack_clusters() {
     let docker = engine().await;
-    let version = KubeVersion::parse(image::DEFAULT_KUBE_VERSION).unwrap();
-    let built = image::build_node_image(&docker, &BuildOptions::new(version), &Silent)
-        .await
-        .unwrap_or_else(|err| panic!("node image build failed: {err:#?}"));
+    let built = default_node_image(&docker).await;
     let scratch = tempfile::tempdir().unwrap();
     let kubeconfig = scratch.path().join("kubeconfig");
     for (name, _) in family_clusters() {
