@@ -27,12 +27,6 @@ pub enum WaitError {
         secs: u64,
         last: String,
     },
-    #[error("failed to change {what}")]
-    Change {
-        what: String,
-        #[source]
-        source: kube::Error,
-    },
 }
 
 /// How often the kubelet asks CoreDNS whether it is ready, in seconds. kubeadm keeps the default
@@ -40,28 +34,30 @@ pub enum WaitError {
 /// first probe: after `down` and `up`, CoreDNS reported Ready 5-10 s later than it could.
 pub const COREDNS_READINESS_PERIOD_SECS: i32 = 2;
 
-/// Sets CoreDNS's readiness period to [`COREDNS_READINESS_PERIOD_SECS`]. A cluster without the
-/// CoreDNS deployment (kubeadm told to skip it) is left as it is.
+/// Sets CoreDNS's readiness period to [`COREDNS_READINESS_PERIOD_SECS`], trying again for up to
+/// half a minute while the API server is still settling. A cluster without the CoreDNS
+/// deployment (kubeadm told to skip it) is left as it is.
 pub async fn quicken_coredns_readiness(client: &kube::Client) -> Result<(), WaitError> {
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), "kube-system");
-    let patch = serde_json::json!({
+    let patch = Patch::Strategic(serde_json::json!({
         "spec": { "template": { "spec": { "containers": [{
             "name": "coredns",
             "readinessProbe": { "periodSeconds": COREDNS_READINESS_PERIOD_SECS },
         }]}}}
-    });
+    }));
     let params = PatchParams::apply("kdind");
-    match deployments
-        .patch("coredns", &params, &Patch::Strategic(patch))
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
-        Err(source) => Err(WaitError::Change {
-            what: "the readiness period of deployment kube-system/coredns".into(),
-            source,
-        }),
-    }
+    poll(
+        "the readiness period of deployment kube-system/coredns to change".into(),
+        Duration::from_secs(30),
+        || async {
+            match deployments.patch("coredns", &params, &patch).await {
+                Ok(_) => Ok(()),
+                Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+                Err(err) => Err(err.to_string()),
+            }
+        },
+    )
+    .await
 }
 
 /// A client for the cluster that an admin kubeconfig describes.
