@@ -15,7 +15,7 @@ use super::naming::{ClusterName, LABEL_CLUSTER};
 use super::{cni, kubeconfig, wait};
 use crate::image::{self, KubeVersion};
 use crate::net::{AddressPlan, PlanInput};
-use crate::node::{self, LABEL_ROLE, Node, NodeError, NodeSpec};
+use crate::node::{self, LABEL_ROLE, Node, NodeError, NodeSpec, ROLE_CONTROL_PLANE, ROLE_WORKER};
 use crate::progress::{Progress, step};
 use crate::provider::{
     Attachment, LABEL_MANAGED, Mount, NetworkSpec, Provider, ProviderError, PublishedPort,
@@ -285,7 +285,7 @@ async fn up_locked<P: Provider>(
                 .filter(|c| !c.running && c.labels.get(LABEL_ROLE).is_some_and(|r| r == role))
                 .count() as u32
         };
-        check_inotify_room(provider, stopped("control-plane"), stopped("worker")).await?;
+        check_inotify_room(provider, stopped(ROLE_CONTROL_PLANE), stopped(ROLE_WORKER)).await?;
         let running = restore(provider, options, &plan, progress).await?;
         forward_port(options, running.apiserver_port, progress).await?;
         return Ok(running);
@@ -465,9 +465,8 @@ async fn create<P: Provider>(
             control_plane.exec(&command).await?;
             // At once, while CoreDNS's first pods are barely scheduled: the change rolls them
             // out anew.
-            let (admin, server) = admin_and_server(provider, &options.name).await?;
-            let client = wait::client(&admin_with_server(&admin, &server)).await?;
-            wait::quicken_coredns_readiness(&client).await?;
+            let admin = admin_kubeconfig(provider, &options.name).await?;
+            wait::quicken_coredns_readiness(&wait::client(&admin).await?).await?;
             Ok::<_, ClusterError>(())
         },
     )
@@ -501,7 +500,7 @@ async fn create<P: Provider>(
     let (kubeconfig_path, port, admin) = step(
         progress,
         &format!("Writing kubeconfig context {}", name.context()),
-        async { export_kubeconfig(provider, options, control_plane).await },
+        async { export_kubeconfig(provider, options).await },
     )
     .await?;
     let nodes = wait_until_ready(&admin, plan, None, options.wait, progress).await?;
@@ -574,11 +573,10 @@ async fn restore<P: Provider>(
         .await?;
     }
 
-    let control_plane = Node::attach(provider, &name.control_plane());
     let (kubeconfig_path, port, admin) = step(
         progress,
         &format!("Writing kubeconfig context {}", name.context()),
-        async { export_kubeconfig(provider, options, &control_plane).await },
+        async { export_kubeconfig(provider, options).await },
     )
     .await?;
     // Nodes that ran all along need no fresh report.
@@ -645,7 +643,7 @@ pub async fn reup<P: Provider>(
     let (kubeconfig_path, port, admin) = step(
         progress,
         &format!("Writing kubeconfig context {}", name.context()),
-        async { export_kubeconfig(provider, options, &nodes[0]).await },
+        async { export_kubeconfig(provider, options).await },
     )
     .await?;
     let states = wait_until_ready(&admin, &plan, Some(since), options.wait, progress).await?;
@@ -746,11 +744,10 @@ pub async fn join_unless<P: Provider>(
             },
         )
         .await?;
-        let control_plane = Node::attach(provider, &name.control_plane());
         let (kubeconfig_path, port, admin) = step(
             progress,
             &format!("Writing kubeconfig context {}", name.context()),
-            async { export_kubeconfig(provider, &options, &control_plane).await },
+            async { export_kubeconfig(provider, &options).await },
         )
         .await?;
         let nodes = wait_until_ready(&admin, &plan, None, options.wait, progress).await?;
@@ -865,22 +862,19 @@ pub async fn apiserver_port<P: Provider>(provider: &P, name: &ClusterName) -> Re
 
 /// An admin kubeconfig for the cluster, its server at the published port on 127.0.0.1.
 pub async fn admin_kubeconfig<P: Provider>(provider: &P, name: &ClusterName) -> Result<String> {
-    let (admin, server) = admin_and_server(provider, name).await?;
-    Ok(admin_with_server(&admin, &server))
+    let (admin, port) = admin_and_port(provider, name).await?;
+    Ok(admin_with_server(&admin, &kubeconfig::local_server(port)))
 }
 
-/// The control plane's admin kubeconfig as it is in the node, and the API server's address on
-/// the host.
-async fn admin_and_server<P: Provider>(
-    provider: &P,
-    name: &ClusterName,
-) -> Result<(String, String)> {
+/// The control plane's admin kubeconfig as it is in the node, and the API server's port on the
+/// host.
+async fn admin_and_port<P: Provider>(provider: &P, name: &ClusterName) -> Result<(String, u16)> {
     let port = apiserver_port(provider, name).await?;
     let control_plane = Node::attach(provider, &name.control_plane());
     let admin = control_plane
         .exec(&["cat", "/etc/kubernetes/admin.conf"])
         .await?;
-    Ok((admin, kubeconfig::local_server(port)))
+    Ok((admin, port))
 }
 
 /// Writes the cluster's context into the kubeconfig at `path` (`None`: the first file of
@@ -891,12 +885,17 @@ pub async fn write_kubeconfig<P: Provider>(
     name: &ClusterName,
     path: Option<PathBuf>,
 ) -> Result<PathBuf> {
-    let (admin, server) = admin_and_server(provider, name).await?;
+    let (admin, port) = admin_and_port(provider, name).await?;
     let path = match path {
         Some(path) => path,
         None => kubeconfig::default_path()?,
     };
-    kubeconfig::merge(&path, &admin, &name.context(), &server)?;
+    kubeconfig::merge(
+        &path,
+        &admin,
+        &name.context(),
+        &kubeconfig::local_server(port),
+    )?;
     Ok(path)
 }
 
@@ -1042,7 +1041,7 @@ async fn settled<P: Provider>(provider: &P, options: &ClusterOptions) -> Result<
     if !existing.is_empty() && !options.workers_given {
         settled.plan.workers = existing
             .iter()
-            .filter(|c| c.labels.get(LABEL_ROLE).is_some_and(|r| r == "worker"))
+            .filter(|c| c.labels.get(LABEL_ROLE).is_some_and(|r| r == ROLE_WORKER))
             .count() as u32;
     }
     let recorded = existing.iter().find_map(|c| c.labels.get(LABEL_CLUSTER_ID));
@@ -1083,9 +1082,9 @@ fn node_spec(options: &ClusterOptions, plan: &AddressPlan, index: u32) -> NodeSp
     let mut labels = cluster_labels(&options.name);
     labels.insert(LABEL_CLUSTER_ID.to_owned(), plan.cluster_id.to_string());
     let role = if index == 0 {
-        "control-plane"
+        ROLE_CONTROL_PLANE
     } else {
-        "worker"
+        ROLE_WORKER
     };
     labels.insert(LABEL_ROLE.to_owned(), role.to_owned());
 
@@ -1208,19 +1207,8 @@ fn shell_line(words: &[String]) -> String {
 async fn export_kubeconfig<P: Provider>(
     provider: &P,
     options: &ClusterOptions,
-    control_plane: &Node<'_, P>,
 ) -> Result<(PathBuf, u16, String)> {
-    let info = provider.inspect(control_plane.name()).await?;
-    let port = *info
-        .ports
-        .get(&APISERVER_PORT)
-        .ok_or_else(|| ProviderError::Failed {
-            action: format!("find the API server port of {}", control_plane.name()),
-            message: "the engine published no port for 6443".into(),
-        })?;
-    let admin = control_plane
-        .exec(&["cat", "/etc/kubernetes/admin.conf"])
-        .await?;
+    let (admin, port) = admin_and_port(provider, &options.name).await?;
     let server = kubeconfig::local_server(port);
     let path = options.kubeconfig_path()?;
     kubeconfig::merge(&path, &admin, &options.name.context(), &server)?;
@@ -1332,11 +1320,13 @@ async fn check_inotify_room<P: Provider>(
     control_planes: u32,
     workers: u32,
 ) -> Result<()> {
-    let local = engine_is_local();
+    if !engine_is_local() {
+        return Ok(());
+    }
     let limit = std::fs::read_to_string("/proc/sys/fs/inotify/max_user_instances")
         .ok()
         .and_then(|text| text.trim().parse::<u64>().ok());
-    let Some(limit) = limit.filter(|_| local) else {
+    let Some(limit) = limit else {
         return Ok(());
     };
     let managed = BTreeMap::from([(LABEL_MANAGED.to_owned(), "true".to_owned())]);
@@ -1348,8 +1338,8 @@ async fn check_inotify_room<P: Provider>(
             continue;
         }
         needed += match container.labels.get(LABEL_ROLE).map(String::as_str) {
-            Some("control-plane") => INOTIFY_PER_CONTROL_PLANE,
-            Some("worker") => INOTIFY_PER_WORKER,
+            Some(ROLE_CONTROL_PLANE) => INOTIFY_PER_CONTROL_PLANE,
+            Some(ROLE_WORKER) => INOTIFY_PER_WORKER,
             _ => 0,
         };
     }

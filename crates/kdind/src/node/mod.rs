@@ -8,8 +8,10 @@ use crate::provider::{
     PublishedPort,
 };
 
-/// Label naming the role of a node container (`control-plane` or `worker`).
+/// Label naming the role of a node container: [`ROLE_CONTROL_PLANE`] or [`ROLE_WORKER`].
 pub const LABEL_ROLE: &str = "io.kdind.role";
+pub const ROLE_CONTROL_PLANE: &str = "control-plane";
+pub const ROLE_WORKER: &str = "worker";
 
 /// Capabilities a node gives up where the engine cannot grant them. CAP_SYS_RESOURCE is the one
 /// known to be missing on hosts whose own bounding set lacks it; without it nothing in the node
